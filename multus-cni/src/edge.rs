@@ -1,0 +1,123 @@
+//! The CNI protocol edge of the thin plugin: environment and stdin in, a result or a CNI
+//! error document out, and the exit code.
+
+use std::collections::BTreeMap;
+
+use multus_core::cni::version::version_reply;
+use multus_core::cni::{CniError, CniVersion, ErrorCode};
+use multus_core::config::MultusConf;
+use multus_core::engine::{Engine, MultusError, Seams};
+use multus_core::request::{CniRequest, Command};
+use multus_core::seams::ClusterApi;
+
+use crate::cluster::{FileClusterApi, NoClusterApi};
+use crate::exec::ProcessExec;
+use crate::files::FsConfigFiles;
+use crate::netns::NetnsInspector;
+use crate::state_store::FileStateStore;
+
+/// What the plugin prints and how it exits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// Bytes for stdout (a result, a version reply, an error document, or nothing).
+    pub stdout: Vec<u8>,
+    /// The process exit code: 0 on success, 1 on error.
+    pub exit_code: i32,
+}
+
+impl Outcome {
+    fn success(stdout: Vec<u8>) -> Self {
+        Self {
+            stdout,
+            exit_code: 0,
+        }
+    }
+
+    fn error(error: CniError) -> Self {
+        Self {
+            stdout: error.to_json().into_bytes(),
+            exit_code: 1,
+        }
+    }
+}
+
+/// Handle one CNI invocation. Never panics; every failure becomes a CNI error.
+pub fn run(env: &BTreeMap<String, String>, stdin: Vec<u8>) -> Outcome {
+    let version_hint = stdin_version(&stdin);
+    if env.get("CNI_COMMAND").map(String::as_str) == Some("VERSION") {
+        return Outcome::success(version_reply(CniVersion::LATEST).to_string().into_bytes());
+    }
+    let request = match CniRequest::from_env(env, stdin) {
+        Ok(request) => request,
+        Err(e) => return Outcome::error(MultusError::from(e).to_cni_error(&version_hint)),
+    };
+    let conf = match MultusConf::parse(&request.stdin) {
+        Ok(conf) => conf,
+        Err(e) => return Outcome::error(MultusError::from(e).to_cni_error(&version_hint)),
+    };
+    crate::logging::init(
+        conf.log_level.as_deref(),
+        conf.log_file.as_deref(),
+        conf.log_to_stderr,
+    );
+    let version = conf.cni_version.as_str();
+    match pollster::block_on(dispatch(&conf, &request)) {
+        Ok(stdout) => Outcome::success(stdout),
+        Err(e) => {
+            tracing::error!(command = %request.command, container = %request.container_id, error = %e, "CNI request failed");
+            Outcome::error(e.to_cni_error(version))
+        }
+    }
+}
+
+async fn dispatch(conf: &MultusConf, request: &CniRequest) -> Result<Vec<u8>, MultusError> {
+    let api = cluster_api(conf);
+    let state = FileStateStore::new(&conf.cni_dir);
+    let exec = ProcessExec::default();
+    let seams = Seams {
+        api: api.as_ref(),
+        exec: &exec,
+        state: &state,
+        netns: &NetnsInspector,
+        files: &FsConfigFiles,
+    };
+    let engine = Engine::new(conf, request, seams);
+    match request.command {
+        Command::Add => engine.add().await,
+        Command::Del => engine.del().await.map(|()| Vec::new()),
+        Command::Check => engine.check().await.map(|()| Vec::new()),
+        Command::Status | Command::Gc => Err(unsupported_yet(conf, request.command)),
+        Command::Version => Ok(version_reply(CniVersion::LATEST).to_string().into_bytes()),
+    }
+}
+
+fn unsupported_yet(conf: &MultusConf, command: Command) -> MultusError {
+    MultusError::VersionTooOld {
+        command: command.as_str(),
+        version: conf.cni_version.to_string(),
+    }
+}
+
+/// The cluster source the configuration asks for: file-based NADs, or none.
+pub fn cluster_api(conf: &MultusConf) -> Box<dyn ClusterApi> {
+    match &conf.network_attachment_dir {
+        Some(dir) => Box::new(FileClusterApi::new(dir)),
+        None => Box::new(NoClusterApi),
+    }
+}
+
+/// The `cniVersion` of the stdin document, for error replies before the config parses.
+fn stdin_version(stdin: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(stdin)
+        .ok()
+        .and_then(|v| v.get("cniVersion")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| CniVersion::LATEST.as_str().to_owned())
+}
+
+/// The error document for input that could not even be read.
+pub fn read_failure(reason: &str) -> Outcome {
+    Outcome::error(CniError::new(
+        ErrorCode::IoFailure,
+        format!("Multus: cannot read stdin: {reason}"),
+    ))
+}

@@ -1,0 +1,69 @@
+//! CNI config files read from the node's file system.
+
+use std::path::{Path, PathBuf};
+
+use multus_core::seams::ConfigFiles;
+
+/// File extensions of CNI config files, as libcni recognises them.
+const CONFIG_EXTENSIONS: &[&str] = &["conf", "conflist", "json"];
+
+/// Reads config files directly.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FsConfigFiles;
+
+impl ConfigFiles for FsConfigFiles {
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+
+    fn is_dir(&self, path: &Path) -> bool {
+        path.is_dir()
+    }
+
+    fn list_configs(&self, dir: &Path) -> std::io::Result<Vec<(PathBuf, Vec<u8>)>> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| has_extension(path, CONFIG_EXTENSIONS) && path.is_file())
+            .collect();
+        paths.sort();
+        Ok(paths
+            .into_iter()
+            .filter_map(|path| match std::fs::read(&path) {
+                Ok(bytes) => Some((path, bytes)),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "skipping unreadable CNI config");
+                    None
+                }
+            })
+            .collect())
+    }
+}
+
+/// Whether the file name ends in one of `extensions`.
+pub fn has_extension(path: &Path, extensions: &[&str]) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| extensions.contains(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_only_cni_configs_sorted() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["20-b.conflist", "10-a.conf", "notes.txt", "30-c.json"] {
+            std::fs::write(dir.path().join(name), name).unwrap();
+        }
+        std::fs::create_dir(dir.path().join("99-dir.conf")).unwrap();
+        let listed: Vec<String> = FsConfigFiles
+            .list_configs(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(listed, vec!["10-a.conf", "20-b.conflist", "30-c.json"]);
+    }
+}

@@ -1,0 +1,15 @@
+//! # multus-cni
+//!
+//! The node-side half of multus-rs: real implementations of the [`multus_core::seams`]
+//! traits (delegate plugins run as child processes, per-sandbox state on disk, network
+//! namespace inspection, CNI config files and file-based NetworkAttachmentDefinitions)
+//! and the CNI protocol edge used by the thin `multus` binary.
+#![forbid(unsafe_code)]
+
+pub mod cluster;
+pub mod edge;
+pub mod exec;
+pub mod files;
+pub mod logging;
+pub mod netns;
+pub mod state_store;

@@ -1,0 +1,236 @@
+//! The engine's error type, and its mapping onto a CNI error for the runtime.
+
+use std::fmt;
+
+use crate::cni::{CniError, ErrorCode};
+use crate::config::ConfigError;
+use crate::plan::PlanError;
+use crate::request::{PodRef, RequestError};
+use crate::seams::{ApiError, ExecError, NetnsError, StateError};
+
+/// What happened to each attachment when an operation failed part-way, so an operator
+/// can see what is left.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AttachmentReport {
+    /// `network (ifname)` of attachments that were added and are still in place.
+    pub added: Vec<String>,
+    /// Attachments that were rolled back successfully.
+    pub rolled_back: Vec<String>,
+    /// Attachments whose rollback failed, with the reason.
+    pub not_rolled_back: Vec<String>,
+}
+
+impl fmt::Display for AttachmentReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |items: &[String]| {
+            if items.is_empty() {
+                "none".to_owned()
+            } else {
+                items.join(", ")
+            }
+        };
+        write!(
+            f,
+            "rolled back: {}; could not be rolled back: {}",
+            list(&self.rolled_back),
+            list(&self.not_rolled_back)
+        )?;
+        if !self.added.is_empty() {
+            write!(f, "; still attached: {}", list(&self.added))?;
+        }
+        Ok(())
+    }
+}
+
+/// One delegate that failed during DEL or CHECK.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DelegateFailure {
+    /// The network.
+    pub network: String,
+    /// Its interface.
+    pub ifname: String,
+    /// What failed.
+    pub error: ExecError,
+}
+
+impl fmt::Display for DelegateFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}): {}", self.network, self.ifname, self.error)
+    }
+}
+
+/// Everything that can make a multus operation fail.
+#[derive(Debug, thiserror::Error)]
+pub enum MultusError {
+    /// The CNI environment is invalid.
+    #[error("Multus: {0}")]
+    Request(#[from] RequestError),
+    /// The multus configuration is invalid.
+    #[error("Multus: {0}")]
+    Config(#[from] ConfigError),
+    /// No plan could be made; nothing was run.
+    #[error("Multus: [{pod}]: {source}")]
+    Plan {
+        /// The pod.
+        pod: PodRef,
+        /// Why.
+        source: Box<PlanError>,
+    },
+    /// The requested interface name is taken inside the pod.
+    #[error(
+        "Multus: [{pod}:{network}]: interface {ifname:?} already exists in network namespace {netns}"
+    )]
+    InterfaceExists {
+        /// The pod.
+        pod: PodRef,
+        /// The network.
+        network: String,
+        /// The interface.
+        ifname: String,
+        /// The namespace path.
+        netns: String,
+    },
+    /// The pod's network namespace cannot be used.
+    #[error("Multus: [{pod}:{network}]: {source}")]
+    Netns {
+        /// The pod.
+        pod: PodRef,
+        /// The network being attached.
+        network: String,
+        /// Why.
+        source: NetnsError,
+    },
+    /// A delegate ADD failed; the attachments made so far were rolled back.
+    #[error(
+        "[{pod}:{network}]: error adding container to network {network:?} as {ifname}: {source}"
+    )]
+    Add {
+        /// The pod.
+        pod: PodRef,
+        /// The network that failed.
+        network: String,
+        /// Its interface.
+        ifname: String,
+        /// The delegate's error.
+        source: ExecError,
+        /// What was rolled back.
+        report: AttachmentReport,
+    },
+    /// One or more delegate DELs failed (every delegate was still tried).
+    #[error("Multus: [{pod}]: error deleting networks: {}", join(.failures))]
+    Del {
+        /// The pod.
+        pod: PodRef,
+        /// Each failure.
+        failures: Vec<DelegateFailure>,
+    },
+    /// CHECK found a problem.
+    #[error("Multus: [{pod}:{network}]: CHECK failed for interface {ifname}: {reason}")]
+    Check {
+        /// The pod.
+        pod: PodRef,
+        /// The network.
+        network: String,
+        /// Its interface.
+        ifname: String,
+        /// What is wrong.
+        reason: String,
+        /// The CNI code to report.
+        code: u32,
+    },
+    /// There is no record of the container (CHECK before ADD).
+    #[error("Multus: [{pod}]: no attachments recorded for container {container_id}")]
+    UnknownContainer {
+        /// The pod.
+        pod: PodRef,
+        /// The container.
+        container_id: String,
+    },
+    /// The state store failed.
+    #[error("Multus: [{pod}]: {source}")]
+    State {
+        /// The pod.
+        pod: PodRef,
+        /// The store's error.
+        source: StateError,
+    },
+    /// The cluster API failed.
+    #[error("Multus: [{pod}]: {source}")]
+    Api {
+        /// The pod.
+        pod: PodRef,
+        /// The API error.
+        source: ApiError,
+    },
+    /// The command is valid CNI but needs a newer multus configuration version.
+    #[error(
+        "Multus: {command} needs cniVersion 1.1.0 or later in the multus configuration, which has {version}"
+    )]
+    VersionTooOld {
+        /// The command.
+        command: &'static str,
+        /// Multus' configured version.
+        version: String,
+    },
+}
+
+fn join(failures: &[DelegateFailure]) -> String {
+    failures
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+impl MultusError {
+    /// The CNI error code for the runtime.
+    pub fn code(&self) -> u32 {
+        let code = match self {
+            Self::Request(RequestError::Args(_)) => ErrorCode::InvalidEnvironment,
+            Self::Request(_) => ErrorCode::InvalidEnvironment,
+            Self::Config(ConfigError::Json(_)) => ErrorCode::DecodeFailure,
+            Self::Config(ConfigError::Version(_)) | Self::VersionTooOld { .. } => {
+                ErrorCode::IncompatibleVersion
+            }
+            Self::Config(_) => ErrorCode::InvalidNetworkConfig,
+            Self::Plan { source, .. } => match source.as_ref() {
+                PlanError::Annotation { .. } => ErrorCode::InvalidAnnotation,
+                PlanError::NetworkNotFound { .. } => ErrorCode::NetworkNotFound,
+                PlanError::InvalidNetwork { .. } => ErrorCode::InvalidNetworkConfig,
+                PlanError::Api { .. } => ErrorCode::ApiFailure,
+                PlanError::Isolation { .. } => ErrorCode::InvalidAnnotation,
+                PlanError::InvalidIfname { .. } | PlanError::DuplicateIfname { .. } => {
+                    ErrorCode::InvalidInterface
+                }
+                PlanError::Ecmp { .. } => ErrorCode::InvalidAnnotation,
+            },
+            Self::InterfaceExists { .. } => ErrorCode::InvalidInterface,
+            Self::Netns { .. } => ErrorCode::InvalidEnvironment,
+            Self::Add { source, .. } => return source.cni_code(),
+            Self::Del { failures, .. } => {
+                return failures
+                    .first()
+                    .map_or(ErrorCode::DelegateFailed.code(), |f| f.error.cni_code());
+            }
+            Self::Check { code, .. } => return *code,
+            Self::UnknownContainer { .. } => ErrorCode::UnknownContainer,
+            Self::State { .. } => ErrorCode::StateFailure,
+            Self::Api { .. } => ErrorCode::ApiFailure,
+        };
+        code.code()
+    }
+
+    /// The CNI error document for the runtime, in `cni_version`.
+    pub fn to_cni_error(&self, cni_version: &str) -> CniError {
+        let error = CniError {
+            cni_version: cni_version.to_owned(),
+            code: self.code(),
+            msg: self.to_string(),
+            details: String::new(),
+        };
+        match self {
+            Self::Add { report, .. } => error.with_details(report.to_string()),
+            _ => error,
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Running one planned delegate (a single conf or every plugin of a list) for one verb,
+//! the way a CNI runtime does.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::cni::CniVersion;
+use crate::plan::PlannedDelegate;
+use crate::request::{CniRequest, Command};
+use crate::seams::{DelegateExec, ExecError, ExecRequest};
+
+/// Calls delegate plugins on behalf of one request.
+pub(crate) struct Invoker<'a> {
+    pub exec: &'a dyn DelegateExec,
+    pub request: &'a CniRequest,
+    pub search_path: Vec<PathBuf>,
+    pub timeout: Duration,
+}
+
+impl Invoker<'_> {
+    /// ADD: run the plugins in order, threading each result into the next plugin's
+    /// `prevResult`. Returns the last plugin's result.
+    pub async fn add(&self, delegate: &PlannedDelegate) -> Result<Value, ExecError> {
+        let mut prev: Option<Value> = None;
+        for (index, plugin_type) in delegate.config.plugin_types().into_iter().enumerate() {
+            let stdin =
+                delegate
+                    .config
+                    .plugin_stdin(index, &delegate.runtime_config, prev.as_ref());
+            let out = self
+                .call(
+                    plugin_type,
+                    Command::Add,
+                    delegate,
+                    &delegate.add_cni_args,
+                    stdin,
+                )
+                .await?;
+            prev = Some(parse_output(plugin_type, &out)?);
+        }
+        Ok(prev.unwrap_or(Value::Null))
+    }
+
+    /// DEL: run the plugins in reverse order with the cached result as `prevResult`
+    /// (CNI 0.4.0 and later). Every plugin is tried; the first error is returned.
+    pub async fn del(
+        &self,
+        delegate: &PlannedDelegate,
+        cached: Option<&Value>,
+    ) -> Result<(), ExecError> {
+        let prev = self.prev_result_for(delegate, cached);
+        let mut first_error = None;
+        let types = delegate.config.plugin_types();
+        for (index, plugin_type) in types.iter().enumerate().rev() {
+            let stdin = delegate
+                .config
+                .plugin_stdin(index, &delegate.runtime_config, prev);
+            if let Err(e) = self
+                .call(
+                    plugin_type,
+                    Command::Del,
+                    delegate,
+                    &delegate.cni_args,
+                    stdin,
+                )
+                .await
+            {
+                tracing::warn!(network = %delegate.network, plugin = plugin_type, error = %e, "delegate DEL failed");
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// CHECK: run the plugins in order with the cached result as `prevResult`.
+    pub async fn check(&self, delegate: &PlannedDelegate, cached: &Value) -> Result<(), ExecError> {
+        for (index, plugin_type) in delegate.config.plugin_types().into_iter().enumerate() {
+            let stdin = delegate
+                .config
+                .plugin_stdin(index, &delegate.runtime_config, Some(cached));
+            self.call(
+                plugin_type,
+                Command::Check,
+                delegate,
+                &delegate.cni_args,
+                stdin,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    fn prev_result_for<'v>(
+        &self,
+        delegate: &PlannedDelegate,
+        cached: Option<&'v Value>,
+    ) -> Option<&'v Value> {
+        let supports = delegate
+            .config
+            .cni_version()
+            .is_some_and(|v| v >= CniVersion::V0_4_0);
+        cached.filter(|v| supports && !v.is_null())
+    }
+
+    async fn call(
+        &self,
+        plugin_type: &str,
+        command: Command,
+        delegate: &PlannedDelegate,
+        args: &str,
+        stdin: Vec<u8>,
+    ) -> Result<Vec<u8>, ExecError> {
+        tracing::debug!(network = %delegate.network, plugin = plugin_type, %command, ifname = %delegate.ifname, "calling delegate");
+        self.exec
+            .exec(ExecRequest {
+                plugin_type: plugin_type.to_owned(),
+                command,
+                container_id: self.request.container_id.clone(),
+                netns: self.request.netns.clone(),
+                ifname: delegate.ifname.clone(),
+                args: args.to_owned(),
+                search_path: self.search_path.clone(),
+                stdin,
+                timeout: self.timeout,
+            })
+            .await
+    }
+}
+
+fn parse_output(plugin_type: &str, out: &[u8]) -> Result<Value, ExecError> {
+    serde_json::from_slice(out).map_err(|e| ExecError::Crashed {
+        plugin: plugin_type.to_owned(),
+        status: "exit 0".to_owned(),
+        stderr: format!("result is not JSON: {e}"),
+    })
+}

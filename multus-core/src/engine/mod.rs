@@ -1,0 +1,448 @@
+//! The engine: ADD, DEL and CHECK of one sandbox over the [`crate::seams`] traits.
+//!
+//! ADD persists the plan before the first delegate runs, runs the delegates in order and,
+//! when one fails, deletes every delegate already attempted in reverse order. DEL works
+//! from the persisted plan alone, tries every delegate and reports all failures together.
+
+mod error;
+mod invoke;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub use error::{AttachmentReport, DelegateFailure, MultusError};
+use invoke::Invoker;
+
+use crate::cni::{CniResult, CniVersion};
+use crate::config::MultusConf;
+use crate::nad::NetworkStatus;
+use crate::nad::status::network_status_entries;
+use crate::plan::{Plan, PlannedDelegate, Planner};
+use crate::request::CniRequest;
+use crate::seams::{
+    ClusterApi, ConfigFiles, DelegateExec, NetnsError, NetnsOps, PodEvent, StateError, StateStore,
+};
+use crate::state::{Attachment, Phase, STATE_FORMAT, SandboxState};
+
+/// The side-effect implementations the engine runs over.
+#[derive(Clone, Copy)]
+pub struct Seams<'a> {
+    /// Pods and NADs.
+    pub api: &'a dyn ClusterApi,
+    /// Delegate plugin execution.
+    pub exec: &'a dyn DelegateExec,
+    /// Per-sandbox state.
+    pub state: &'a dyn StateStore,
+    /// Pod network namespace inspection.
+    pub netns: &'a dyn NetnsOps,
+    /// CNI config files on the node.
+    pub files: &'a dyn ConfigFiles,
+}
+
+impl std::fmt::Debug for Seams<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Seams")
+    }
+}
+
+/// Runs one CNI request.
+#[derive(Debug)]
+pub struct Engine<'a> {
+    conf: &'a MultusConf,
+    request: &'a CniRequest,
+    seams: Seams<'a>,
+}
+
+impl<'a> Engine<'a> {
+    /// An engine for one request.
+    pub fn new(conf: &'a MultusConf, request: &'a CniRequest, seams: Seams<'a>) -> Self {
+        Self {
+            conf,
+            request,
+            seams,
+        }
+    }
+
+    fn invoker(&self) -> Invoker<'a> {
+        let mut search_path = vec![self.conf.bin_dir.clone()];
+        search_path.extend(self.request.path.iter().map(PathBuf::from));
+        Invoker {
+            exec: self.seams.exec,
+            request: self.request,
+            search_path,
+            timeout: Duration::from_secs(self.conf.delegate_timeout_secs),
+        }
+    }
+
+    fn state_error(&self, source: StateError) -> MultusError {
+        MultusError::State {
+            pod: self.request.pod.clone(),
+            source,
+        }
+    }
+
+    /// The pod's annotations: from the API when it knows the pod, else from the runtime.
+    async fn pod_annotations(&self) -> Result<Option<BTreeMap<String, String>>, MultusError> {
+        if self.request.pod.is_known() {
+            let pod = self
+                .seams
+                .api
+                .pod(&self.request.pod)
+                .await
+                .map_err(|source| MultusError::Api {
+                    pod: self.request.pod.clone(),
+                    source,
+                })?;
+            if let Some(pod) = pod {
+                return Ok(Some(pod.annotations));
+            }
+        }
+        Ok(self.conf.runtime_pod_annotations())
+    }
+
+    async fn plan(
+        &self,
+        annotations: Option<&BTreeMap<String, String>>,
+    ) -> Result<Plan, MultusError> {
+        Planner::new(self.conf, self.request, self.seams.api, self.seams.files)
+            .plan(annotations)
+            .await
+            .map_err(|source| MultusError::Plan {
+                pod: self.request.pod.clone(),
+                source: Box::new(source),
+            })
+    }
+
+    /// ADD: attach every planned network; returns the cluster network's result rendered
+    /// in multus' configured cniVersion.
+    pub async fn add(&self) -> Result<Vec<u8>, MultusError> {
+        let store = self.seams.state;
+        let _lock = store
+            .lock(&self.request.container_id)
+            .await
+            .map_err(|e| self.state_error(e))?;
+        let annotations = self.pod_annotations().await?;
+        let plan = self.plan(annotations.as_ref()).await?;
+        for delegate in &plan.delegates {
+            self.ensure_ifname_free(delegate).await?;
+        }
+        let mut state = self.new_state(plan);
+        store.save(&state).map_err(|e| self.state_error(e))?;
+
+        let invoker = self.invoker();
+        for index in 0..state.attachments.len() {
+            match invoker.add(&state.attachments[index].delegate).await {
+                Ok(result) => state.attachments[index].result = Some(result),
+                Err(source) => {
+                    let report = self.roll_back(&invoker, &state, index).await;
+                    self.finish_failed_add(&report);
+                    let delegate = &state.attachments[index].delegate;
+                    return Err(MultusError::Add {
+                        pod: self.request.pod.clone(),
+                        network: delegate.network.clone(),
+                        ifname: delegate.ifname.clone(),
+                        source,
+                        report,
+                    });
+                }
+            }
+        }
+
+        state.network_status = self.network_status(&state);
+        state.phase = Phase::Added;
+        store.save(&state).map_err(|e| self.state_error(e))?;
+        self.publish(&state).await;
+        Ok(self.cluster_result(&state).into_bytes())
+    }
+
+    /// Fail when the interface name is already taken in the pod (or the netns is gone).
+    async fn ensure_ifname_free(&self, delegate: &PlannedDelegate) -> Result<(), MultusError> {
+        let netns = &self.request.netns;
+        match self.seams.netns.link_exists(netns, &delegate.ifname).await {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(MultusError::InterfaceExists {
+                pod: self.request.pod.clone(),
+                network: delegate.network.clone(),
+                ifname: delegate.ifname.clone(),
+                netns: netns.clone(),
+            }),
+            Err(source) => Err(MultusError::Netns {
+                pod: self.request.pod.clone(),
+                network: delegate.network.clone(),
+                source,
+            }),
+        }
+    }
+
+    fn new_state(&self, plan: Plan) -> SandboxState {
+        SandboxState {
+            format: STATE_FORMAT,
+            container_id: self.request.container_id.clone(),
+            netns: self.request.netns.clone(),
+            ifname: self.request.ifname.clone(),
+            pod_namespace: self.request.pod.namespace.clone(),
+            pod_name: self.request.pod.name.clone(),
+            pod_uid: self.request.pod.uid.clone(),
+            cni_version: self.conf.cni_version,
+            phase: Phase::Adding,
+            attachments: plan
+                .delegates
+                .into_iter()
+                .map(|delegate| Attachment {
+                    delegate,
+                    result: None,
+                })
+                .collect(),
+            network_status: Vec::new(),
+        }
+    }
+
+    /// DEL, in reverse order, every delegate up to and including `failed`.
+    async fn roll_back(
+        &self,
+        invoker: &Invoker<'_>,
+        state: &SandboxState,
+        failed: usize,
+    ) -> AttachmentReport {
+        let mut report = AttachmentReport::default();
+        for attachment in state.attachments[..=failed].iter().rev() {
+            let delegate = &attachment.delegate;
+            let label = format!("{} ({})", delegate.network, delegate.ifname);
+            match invoker.del(delegate, attachment.result.as_ref()).await {
+                Ok(()) => report.rolled_back.push(label),
+                Err(e) => report.not_rolled_back.push(format!("{label}: {e}")),
+            }
+        }
+        report.rolled_back.reverse();
+        report.not_rolled_back.reverse();
+        report
+    }
+
+    /// After a failed ADD: forget the sandbox when everything was rolled back, else keep
+    /// the record so the runtime's DEL can finish the job.
+    fn finish_failed_add(&self, report: &AttachmentReport) {
+        if report.not_rolled_back.is_empty() {
+            if let Err(e) = self.seams.state.remove(&self.request.container_id) {
+                tracing::warn!(error = %e, "could not remove state after rollback");
+            }
+        }
+    }
+
+    fn network_status(&self, state: &SandboxState) -> Vec<NetworkStatus> {
+        state
+            .attachments
+            .iter()
+            .filter_map(|a| {
+                let result = parse_result(a)?;
+                Some(network_status_entries(
+                    &a.delegate.network,
+                    &a.delegate.ifname,
+                    &result,
+                    a.delegate.cluster_network,
+                ))
+            })
+            .flatten()
+            .collect()
+    }
+
+    /// Write network-status and events (best effort: the networks are attached).
+    async fn publish(&self, state: &SandboxState) {
+        let api = self.seams.api;
+        let pod = &self.request.pod;
+        if let Err(e) = api.set_network_status(pod, &state.network_status).await {
+            tracing::warn!(%pod, error = %e, "could not record network-status");
+        }
+        for attachment in &state.attachments {
+            let Some(result) = parse_result(attachment) else {
+                continue;
+            };
+            let addresses: Vec<&str> = result.ips.iter().map(|ip| ip.address.as_str()).collect();
+            let event = PodEvent {
+                kind: "Normal".into(),
+                reason: "AddedInterface".into(),
+                message: format!(
+                    "Add {} [{}] from {}",
+                    attachment.delegate.ifname,
+                    addresses.join(" "),
+                    attachment.delegate.network
+                ),
+            };
+            if let Err(e) = api.emit_event(pod, &event).await {
+                tracing::debug!(%pod, error = %e, "could not record event");
+            }
+        }
+    }
+
+    fn cluster_result(&self, state: &SandboxState) -> String {
+        let version = self.conf.cni_version;
+        let result = state
+            .attachments
+            .iter()
+            .find(|a| a.delegate.cluster_network)
+            .and_then(parse_result)
+            .unwrap_or_else(|| CniResult {
+                cni_version: version,
+                ..CniResult::default()
+            });
+        result.to_json(version)
+    }
+
+    /// DEL: detach every recorded delegate in reverse order. Without a record, the plan is
+    /// rebuilt from the configuration (and the annotations, when available).
+    pub async fn del(&self) -> Result<(), MultusError> {
+        let store = self.seams.state;
+        let _lock = store
+            .lock(&self.request.container_id)
+            .await
+            .map_err(|e| self.state_error(e))?;
+        let attachments = match store.load(&self.request.container_id) {
+            Ok(Some(state)) => state.attachments,
+            Ok(None) => self.rebuild_for_del().await?,
+            Err(e @ StateError::Corrupt { .. }) => {
+                tracing::warn!(error = %e, "state is corrupt; rebuilding the plan from configuration");
+                self.rebuild_for_del().await?
+            }
+            Err(e) => return Err(self.state_error(e)),
+        };
+        let invoker = self.invoker();
+        let mut failures = Vec::new();
+        for attachment in attachments.iter().rev() {
+            let delegate = &attachment.delegate;
+            if let Err(error) = invoker.del(delegate, attachment.result.as_ref()).await {
+                failures.push(DelegateFailure {
+                    network: delegate.network.clone(),
+                    ifname: delegate.ifname.clone(),
+                    error,
+                });
+            }
+        }
+        failures.reverse();
+        if failures.is_empty() || !self.conf.retry_delete_on_error {
+            store
+                .remove(&self.request.container_id)
+                .map_err(|e| self.state_error(e))?;
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(MultusError::Del {
+                pod: self.request.pod.clone(),
+                failures,
+            })
+        }
+    }
+
+    /// Without a record: plan as ADD would; if the annotation networks cannot be
+    /// resolved any more, still detach what the configuration alone determines.
+    async fn rebuild_for_del(&self) -> Result<Vec<Attachment>, MultusError> {
+        let annotations = match self.pod_annotations().await {
+            Ok(annotations) => annotations,
+            Err(e) => {
+                tracing::warn!(error = %e, "pod annotations unavailable for DEL");
+                None
+            }
+        };
+        let plan = match self.plan(annotations.as_ref()).await {
+            Ok(plan) => plan,
+            Err(e) if annotations.is_some() => {
+                tracing::warn!(error = %e, "cannot resolve the pod's networks for DEL; deleting the configured networks only");
+                self.plan(None).await?
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(plan
+            .delegates
+            .into_iter()
+            .map(|delegate| Attachment {
+                delegate,
+                result: None,
+            })
+            .collect())
+    }
+
+    /// CHECK: every recorded attachment must still be present and pass its delegate's
+    /// CHECK with the cached result as `prevResult`.
+    pub async fn check(&self) -> Result<(), MultusError> {
+        let store = self.seams.state;
+        let _lock = store
+            .lock(&self.request.container_id)
+            .await
+            .map_err(|e| self.state_error(e))?;
+        let state = store
+            .load(&self.request.container_id)
+            .map_err(|e| self.state_error(e))?
+            .ok_or_else(|| MultusError::UnknownContainer {
+                pod: self.request.pod.clone(),
+                container_id: self.request.container_id.clone(),
+            })?;
+        let invoker = self.invoker();
+        for attachment in &state.attachments {
+            let delegate = &attachment.delegate;
+            let check_error = |reason: String, code: u32| MultusError::Check {
+                pod: self.request.pod.clone(),
+                network: delegate.network.clone(),
+                ifname: delegate.ifname.clone(),
+                reason,
+                code,
+            };
+            match self
+                .seams
+                .netns
+                .link_exists(&self.request.netns, &delegate.ifname)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(check_error(
+                        "interface is missing from the pod's network namespace".into(),
+                        crate::cni::ErrorCode::InvalidInterface.code(),
+                    ));
+                }
+                Err(e) => return Err(netns_check_error(self, delegate, e)),
+            }
+            let supports_check = delegate
+                .config
+                .cni_version()
+                .is_some_and(CniVersion::supports_check);
+            let Some(cached) = attachment.result.as_ref().filter(|_| supports_check) else {
+                tracing::info!(network = %delegate.network, "delegate cniVersion is older than 0.4.0 or has no cached result; skipping its CHECK");
+                continue;
+            };
+            invoker
+                .check(delegate, cached)
+                .await
+                .map_err(|e| check_error(e.to_string(), e.cni_code()))?;
+        }
+        Ok(())
+    }
+}
+
+fn netns_check_error(
+    engine: &Engine<'_>,
+    delegate: &PlannedDelegate,
+    source: NetnsError,
+) -> MultusError {
+    MultusError::Netns {
+        pod: engine.request.pod.clone(),
+        network: delegate.network.clone(),
+        source,
+    }
+}
+
+fn parse_result(attachment: &Attachment) -> Option<CniResult> {
+    let value: &Value = attachment.result.as_ref()?;
+    let fallback = attachment
+        .delegate
+        .config
+        .cni_version()
+        .unwrap_or(CniVersion::V0_1_0);
+    CniResult::from_value(value, fallback)
+        .map_err(|e| tracing::warn!(network = %attachment.delegate.network, error = %e, "delegate result does not parse"))
+        .ok()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,545 @@
+//! Engine tests over in-memory fakes of every seam.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::cni::CniError;
+use crate::nad::NetworkAttachmentDefinition;
+use crate::request::{Command, PodRef};
+use crate::seams::{ApiError, ExecError, ExecRequest, NetnsError, PodInfo, StateLock};
+
+#[derive(Default)]
+struct FakeApi {
+    nads: Vec<NetworkAttachmentDefinition>,
+}
+
+#[async_trait]
+impl ClusterApi for FakeApi {
+    async fn pod(&self, _pod: &PodRef) -> Result<Option<PodInfo>, ApiError> {
+        Ok(None)
+    }
+    async fn network_attachment(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<NetworkAttachmentDefinition>, ApiError> {
+        Ok(self
+            .nads
+            .iter()
+            .find(|n| n.namespace == namespace && n.name == name)
+            .cloned())
+    }
+    async fn set_network_status(&self, _: &PodRef, _: &[NetworkStatus]) -> Result<(), ApiError> {
+        Ok(())
+    }
+    async fn emit_event(&self, _: &PodRef, _: &PodEvent) -> Result<(), ApiError> {
+        Ok(())
+    }
+}
+
+/// Records every call; plugins listed in `failing` fail their ADD.
+#[derive(Default)]
+struct FakeExec {
+    calls: Mutex<Vec<(Command, String, String, Value)>>,
+    failing_add: BTreeSet<String>,
+    failing_del: BTreeSet<String>,
+}
+
+impl FakeExec {
+    fn calls(&self) -> Vec<(Command, String, String, Value)> {
+        self.calls.lock().unwrap().clone()
+    }
+    fn summary(&self) -> Vec<String> {
+        self.calls()
+            .iter()
+            .map(|(c, plugin, ifname, _)| format!("{c} {plugin} {ifname}"))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl DelegateExec for FakeExec {
+    async fn exec(&self, request: ExecRequest) -> Result<Vec<u8>, ExecError> {
+        let stdin: Value = serde_json::from_slice(&request.stdin).unwrap();
+        self.calls.lock().unwrap().push((
+            request.command,
+            request.plugin_type.clone(),
+            request.ifname.clone(),
+            stdin.clone(),
+        ));
+        let failing = match request.command {
+            Command::Add => &self.failing_add,
+            _ => &self.failing_del,
+        };
+        if failing.contains(&request.plugin_type) {
+            return Err(ExecError::Plugin {
+                plugin: request.plugin_type,
+                error: CniError {
+                    cni_version: String::new(),
+                    code: 999,
+                    msg: "operation not supported".into(),
+                    details: String::new(),
+                },
+            });
+        }
+        if request.command != Command::Add {
+            return Ok(Vec::new());
+        }
+        let version = stdin["cniVersion"].as_str().unwrap_or("1.0.0");
+        let result = json!({
+            "cniVersion": version,
+            "interfaces": [{"name": request.ifname, "mac": "02:00:00:00:00:01", "sandbox": request.netns}],
+            "ips": [{"address": "10.0.0.2/24", "gateway": "10.0.0.1", "interface": 0}],
+            "routes": [{"dst": "0.0.0.0/0", "gw": "10.0.0.1"}],
+            "dns": {}
+        });
+        Ok(result.to_string().into_bytes())
+    }
+}
+
+#[derive(Debug)]
+struct NoLock;
+impl StateLock for NoLock {}
+
+#[derive(Default)]
+struct FakeState {
+    records: Mutex<HashMap<String, SandboxState>>,
+    saves: Mutex<usize>,
+}
+
+#[async_trait]
+impl StateStore for FakeState {
+    async fn lock(&self, _: &str) -> Result<Box<dyn StateLock>, StateError> {
+        Ok(Box::new(NoLock))
+    }
+    fn load(&self, id: &str) -> Result<Option<SandboxState>, StateError> {
+        Ok(self.records.lock().unwrap().get(id).cloned())
+    }
+    fn save(&self, state: &SandboxState) -> Result<(), StateError> {
+        *self.saves.lock().unwrap() += 1;
+        self.records
+            .lock()
+            .unwrap()
+            .insert(state.container_id.clone(), state.clone());
+        Ok(())
+    }
+    fn remove(&self, id: &str) -> Result<(), StateError> {
+        self.records.lock().unwrap().remove(id);
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct FakeNetns {
+    existing: BTreeSet<String>,
+}
+
+#[async_trait]
+impl NetnsOps for FakeNetns {
+    async fn link_exists(&self, netns: &str, ifname: &str) -> Result<bool, NetnsError> {
+        if netns == "/gone" {
+            return Err(NetnsError::NoSuchNetns {
+                path: netns.into(),
+                reason: "No such file or directory".into(),
+            });
+        }
+        Ok(self.existing.contains(ifname))
+    }
+}
+
+#[derive(Default)]
+struct FakeFiles {
+    files: BTreeMap<PathBuf, Vec<u8>>,
+}
+
+impl ConfigFiles for FakeFiles {
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        self.files
+            .get(path)
+            .cloned()
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+    }
+    fn is_dir(&self, path: &Path) -> bool {
+        self.files.keys().any(|p| p.parent() == Some(path))
+    }
+    fn list_configs(&self, dir: &Path) -> std::io::Result<Vec<(PathBuf, Vec<u8>)>> {
+        Ok(self
+            .files
+            .iter()
+            .filter(|(p, _)| p.parent() == Some(dir))
+            .map(|(p, b)| (p.clone(), b.clone()))
+            .collect())
+    }
+}
+
+struct World {
+    api: FakeApi,
+    exec: FakeExec,
+    state: FakeState,
+    netns: FakeNetns,
+    files: FakeFiles,
+}
+
+impl World {
+    fn new() -> Self {
+        let nad = |name: &str, config: &str| NetworkAttachmentDefinition {
+            namespace: "default".into(),
+            name: name.into(),
+            config: config.into(),
+            resource_name: None,
+            annotations: BTreeMap::new(),
+        };
+        Self {
+            api: FakeApi {
+                nads: vec![
+                    nad("blue", r#"{"cniVersion":"1.0.0","type":"bridge"}"#),
+                    nad(
+                        "chain",
+                        r#"{"cniVersion":"0.4.0","name":"chain","plugins":[{"type":"macvlan"},{"type":"tuning","capabilities":{"mac":true}}]}"#,
+                    ),
+                    nad("broken", r#"{"cniVersion":"1.0.0","type":"ipvlan"}"#),
+                    nad("fromdir", ""),
+                ],
+            },
+            exec: FakeExec {
+                failing_add: BTreeSet::from(["ipvlan".to_owned()]),
+                ..FakeExec::default()
+            },
+            state: FakeState::default(),
+            netns: FakeNetns::default(),
+            files: FakeFiles {
+                files: BTreeMap::from([(
+                    PathBuf::from("/etc/cni/multus/net.d/10-fromdir.conf"),
+                    br#"{"cniVersion":"1.0.0","name":"fromdir","type":"ptp"}"#.to_vec(),
+                )]),
+            },
+        }
+    }
+
+    fn seams(&self) -> Seams<'_> {
+        Seams {
+            api: &self.api,
+            exec: &self.exec,
+            state: &self.state,
+            netns: &self.netns,
+            files: &self.files,
+        }
+    }
+}
+
+fn conf(networks: &str) -> MultusConf {
+    let doc = json!({
+        "cniVersion": "0.3.1",
+        "name": "multus",
+        "type": "multus",
+        "delegates": [{"cniVersion": "1.0.0", "name": "cluster", "type": "ptp"}],
+        "runtimeConfig": {
+            "io.kubernetes.cri.pod-annotations": {"k8s.v1.cni.cncf.io/networks": networks},
+            "portMappings": [{"hostPort": 8080, "containerPort": 80}],
+            "mac": "runtime-mac"
+        }
+    });
+    MultusConf::parse(doc.to_string().as_bytes()).unwrap()
+}
+
+fn request(command: Command) -> CniRequest {
+    let env: BTreeMap<String, String> = [
+        ("CNI_COMMAND", command.as_str()),
+        ("CNI_CONTAINERID", "c1"),
+        ("CNI_NETNS", "/var/run/netns/p"),
+        ("CNI_IFNAME", "eth0"),
+        (
+            "CNI_ARGS",
+            "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web;K8S_POD_UID=u1;CUSTOM=a=b",
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    CniRequest::from_env(&env, Vec::new()).unwrap()
+}
+
+fn add(world: &World, conf: &MultusConf) -> Result<Vec<u8>, MultusError> {
+    let request = request(Command::Add);
+    pollster::block_on(Engine::new(conf, &request, world.seams()).add())
+}
+
+fn del(world: &World, conf: &MultusConf) -> Result<(), MultusError> {
+    let request = request(Command::Del);
+    pollster::block_on(Engine::new(conf, &request, world.seams()).del())
+}
+
+#[test]
+fn add_runs_delegates_in_order_and_returns_cluster_result_in_multus_version() {
+    let world = World::new();
+    let out = add(&world, &conf("blue, chain@mv0")).unwrap();
+    assert_eq!(
+        world.exec.summary(),
+        vec![
+            "ADD ptp eth0",
+            "ADD bridge net1",
+            "ADD macvlan mv0",
+            "ADD tuning mv0"
+        ]
+    );
+    let result: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(result["cniVersion"], "0.3.1");
+    assert_eq!(result["ips"][0]["version"], "4");
+    let state = world.state.load("c1").unwrap().unwrap();
+    assert_eq!(state.phase, crate::state::Phase::Added);
+    assert_eq!(state.network_status.len(), 3);
+    assert_eq!(state.network_status[1].name, "default/blue");
+    assert!(state.network_status[0].default);
+}
+
+#[test]
+fn conflist_threads_prev_result_and_filters_runtime_config() {
+    let world = World::new();
+    add(&world, &conf("chain")).unwrap();
+    let calls = world.exec.calls();
+    let (_, _, _, macvlan) = &calls[1];
+    let (_, _, _, tuning) = &calls[2];
+    assert_eq!(macvlan["name"], "chain");
+    assert_eq!(macvlan["cniVersion"], "0.4.0");
+    assert!(macvlan.get("prevResult").is_none());
+    assert!(macvlan.get("runtimeConfig").is_none());
+    assert_eq!(tuning["prevResult"]["interfaces"][0]["name"], "net1");
+    // tuning declares only `mac`, and gets the runtime's value (no annotation override).
+    assert_eq!(tuning["runtimeConfig"], json!({"mac": "runtime-mac"}));
+}
+
+#[test]
+fn annotation_attributes_override_runtime_config_for_secondaries_only() {
+    let world = World::new();
+    let networks = r#"[{"name":"chain","mac":"02:11:22:33:44:55","ips":["10.9.0.5/24"]}]"#;
+    add(&world, &conf(networks)).unwrap();
+    let calls = world.exec.calls();
+    let (_, _, _, tuning) = &calls[2];
+    assert_eq!(tuning["runtimeConfig"], json!({"mac": "02:11:22:33:44:55"}));
+    let state = world.state.load("c1").unwrap().unwrap();
+    let chain = &state.attachments[1].delegate;
+    assert_eq!(
+        chain.add_cni_args,
+        "IgnoreUnknown=true;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web;K8S_POD_INFRA_CONTAINER_ID=;K8S_POD_UID=u1;CUSTOM=a=b;MAC=02:11:22:33:44:55;IP=10.9.0.5/24"
+    );
+    assert!(!chain.cni_args.contains("MAC="));
+}
+
+#[test]
+fn failure_at_k_rolls_back_everything_attempted_in_reverse() {
+    let world = World::new();
+    let err = add(&world, &conf("blue, broken, chain")).unwrap_err();
+    assert_eq!(
+        world.exec.summary(),
+        vec![
+            "ADD ptp eth0",
+            "ADD bridge net1",
+            "ADD ipvlan net2",
+            "DEL ipvlan net2",
+            "DEL bridge net1",
+            "DEL ptp eth0"
+        ]
+    );
+    assert_eq!(err.code(), 999);
+    let cni = err.to_cni_error("0.3.1");
+    assert!(cni.msg.contains("default/broken"), "{}", cni.msg);
+    assert!(cni.msg.contains("web"), "{}", cni.msg);
+    assert!(
+        cni.details
+            .contains("rolled back: cluster (eth0), default/blue (net1), default/broken (net2)"),
+        "{}",
+        cni.details
+    );
+    assert!(
+        world.state.load("c1").unwrap().is_none(),
+        "state removed after full rollback"
+    );
+}
+
+#[test]
+fn failed_rollback_keeps_state_for_the_runtime_del() {
+    let mut world = World::new();
+    world.exec.failing_del.insert("bridge".into());
+    add(&world, &conf("blue, broken")).unwrap_err();
+    assert!(world.state.load("c1").unwrap().is_some());
+}
+
+#[test]
+fn del_uses_the_persisted_plan_in_reverse_with_cached_results() {
+    let world = World::new();
+    add(&world, &conf("blue, chain")).unwrap();
+    world.exec.calls.lock().unwrap().clear();
+    // The annotation changed since ADD: DEL must still use what was attached.
+    del(&world, &conf("")).unwrap();
+    assert_eq!(
+        world.exec.summary(),
+        vec![
+            "DEL tuning net2",
+            "DEL macvlan net2",
+            "DEL bridge net1",
+            "DEL ptp eth0"
+        ]
+    );
+    let calls = world.exec.calls();
+    assert_eq!(calls[0].3["prevResult"]["interfaces"][0]["name"], "net2");
+    assert!(world.state.load("c1").unwrap().is_none());
+}
+
+#[test]
+fn del_without_state_rebuilds_the_plan() {
+    let world = World::new();
+    del(&world, &conf("blue")).unwrap();
+    assert_eq!(
+        world.exec.summary(),
+        vec!["DEL bridge net1", "DEL ptp eth0"]
+    );
+}
+
+#[test]
+fn del_without_state_and_unresolvable_networks_still_deletes_the_cluster_network() {
+    let world = World::new();
+    del(&world, &conf("vanished")).unwrap();
+    assert_eq!(world.exec.summary(), vec!["DEL ptp eth0"]);
+}
+
+#[test]
+fn del_tries_every_delegate_and_reports_all_failures() {
+    let mut world = World::new();
+    add(&world, &conf("blue, chain")).unwrap();
+    world
+        .exec
+        .failing_del
+        .extend(["bridge".to_owned(), "ptp".to_owned()]);
+    world.exec.calls.lock().unwrap().clear();
+    let err = del(&world, &conf("")).unwrap_err();
+    assert_eq!(world.exec.summary().len(), 4);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("default/blue (net1)") && msg.contains("cluster (eth0)"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn duplicate_and_existing_interfaces_are_refused_before_anything_runs() {
+    let world = World::new();
+    let err = add(&world, &conf("blue@x1, chain@x1")).unwrap_err();
+    assert!(
+        matches!(&err, MultusError::Plan { source, .. } if matches!(**source, crate::plan::PlanError::DuplicateIfname { .. })),
+        "{err}"
+    );
+    let mut world = World::new();
+    world.netns.existing.insert("net1".into());
+    let err = add(&world, &conf("blue")).unwrap_err();
+    assert!(matches!(err, MultusError::InterfaceExists { .. }), "{err}");
+    assert!(world.exec.calls().is_empty());
+    assert!(world.state.load("c1").unwrap().is_none());
+}
+
+#[test]
+fn unknown_network_fails_with_its_name_and_runs_nothing() {
+    let world = World::new();
+    let err = add(&world, &conf("blue, nosuch")).unwrap_err();
+    assert_eq!(err.code(), crate::cni::ErrorCode::NetworkNotFound.code());
+    assert!(err.to_string().contains("default/nosuch"), "{err}");
+    assert!(world.exec.calls().is_empty());
+}
+
+#[test]
+fn nad_with_empty_spec_is_resolved_from_conf_dir() {
+    let world = World::new();
+    add(&world, &conf("fromdir")).unwrap();
+    assert_eq!(world.exec.summary(), vec!["ADD ptp eth0", "ADD ptp net1"]);
+}
+
+#[test]
+fn cluster_network_from_a_directory_skips_multus_own_config() {
+    let mut world = World::new();
+    world.files.files.insert(
+        PathBuf::from("/etc/cni/net.d/00-multus.conf"),
+        br#"{"cniVersion":"1.0.0","name":"multus","type":"multus"}"#.to_vec(),
+    );
+    world.files.files.insert(
+        PathBuf::from("/etc/cni/net.d/10-flannel.conflist"),
+        br#"{"cniVersion":"1.0.0","name":"cbr0","plugins":[{"type":"flannel"}]}"#.to_vec(),
+    );
+    let conf =
+        MultusConf::parse(br#"{"cniVersion":"1.0.0","clusterNetwork":"/etc/cni/net.d"}"#).unwrap();
+    add(&world, &conf).unwrap();
+    assert_eq!(world.exec.summary(), vec!["ADD flannel eth0"]);
+}
+
+#[test]
+fn check_reports_a_missing_interface_by_name() {
+    let mut world = World::new();
+    add(&world, &conf("blue")).unwrap();
+    world.netns.existing.insert("eth0".into());
+    let request = request(Command::Check);
+    let err = pollster::block_on(Engine::new(&conf("blue"), &request, world.seams()).check())
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("net1") && msg.contains("default/blue"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn check_runs_delegate_check_with_cached_result() {
+    let mut world = World::new();
+    add(&world, &conf("chain")).unwrap();
+    world
+        .netns
+        .existing
+        .extend(["eth0".to_owned(), "net1".to_owned()]);
+    world.exec.calls.lock().unwrap().clear();
+    let request = request(Command::Check);
+    pollster::block_on(Engine::new(&conf("chain"), &request, world.seams()).check()).unwrap();
+    assert_eq!(
+        world.exec.summary(),
+        vec!["CHECK ptp eth0", "CHECK macvlan net1", "CHECK tuning net1"]
+    );
+    let calls = world.exec.calls();
+    assert_eq!(calls[0].3["prevResult"]["interfaces"][0]["name"], "eth0");
+}
+
+#[test]
+fn add_persists_the_plan_before_the_first_delegate_and_saves_twice() {
+    let world = World::new();
+    add(&world, &conf("blue")).unwrap();
+    assert_eq!(*world.state.saves.lock().unwrap(), 2);
+}
+
+#[test]
+fn missing_netns_is_reported_before_anything_runs() {
+    let world = World::new();
+    let mut request = request(Command::Add);
+    request.netns = "/gone".into();
+    let conf = conf("blue");
+    let err = pollster::block_on(Engine::new(&conf, &request, world.seams()).add()).unwrap_err();
+    assert!(matches!(err, MultusError::Netns { .. }), "{err}");
+    assert!(world.exec.calls().is_empty());
+}
+
+#[test]
+fn ecmp_default_routes_are_refused() {
+    let world = World::new();
+    let networks = r#"[{"name":"blue","default-route":["10.0.0.1"]},{"name":"chain","default-route":["10.0.1.1"]}]"#;
+    let err = add(&world, &conf(networks)).unwrap_err();
+    assert!(err.to_string().contains("ECMP"), "{err}");
+    assert!(world.exec.calls().is_empty());
+}
+
+#[test]
+fn namespace_isolation_refuses_foreign_namespaces() {
+    let world = World::new();
+    let mut conf = conf("other/blue");
+    conf.namespace_isolation = true;
+    let err = add(&world, &conf).unwrap_err();
+    assert!(err.to_string().contains("namespace isolation"), "{err}");
+}

@@ -1,0 +1,566 @@
+//! Delegate planning: from the Multus configuration, the request and the pod's
+//! annotations to the ordered list of delegates to run, each with its interface name,
+//! exact config, runtimeConfig and CNI_ARGS.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::cni::CniArgs;
+use crate::config::MultusConf;
+use crate::delegate::{DelegateConfig, DelegateConfigError};
+use crate::nad::annotation::{AnnotationError, validate_ifname};
+use crate::nad::manifest::find_config_by_name;
+use crate::nad::{
+    DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION, NetworkSelectionElement,
+    parse_networks_annotation,
+};
+use crate::request::CniRequest;
+use crate::seams::{ApiError, ClusterApi, ConfigFiles};
+
+/// One delegate to run, with everything needed to run it again on DEL.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedDelegate {
+    /// The network's name in network-status and events: `namespace/nad` for NADs,
+    /// the CNI `name` otherwise.
+    pub network: String,
+    /// The interface name inside the pod.
+    pub ifname: String,
+    /// Whether this is the cluster network (its result is returned to the runtime).
+    pub cluster_network: bool,
+    /// The exact config.
+    pub config: DelegateConfig,
+    /// The runtimeConfig candidates; each plugin gets the keys it declares as
+    /// capabilities.
+    pub runtime_config: Map<String, Value>,
+    /// `CNI_ARGS` for DEL and CHECK.
+    pub cni_args: String,
+    /// `CNI_ARGS` for ADD (adds the legacy `IP=` and `MAC=` keys).
+    pub add_cni_args: String,
+    /// Gateways requested with `default-route` (`Some(vec![])` is meaningful).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_route: Option<Vec<IpAddr>>,
+    /// The NAD's device-plugin resource name, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_name: Option<String>,
+}
+
+/// The ordered delegates of one sandbox.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Cluster network first, then static delegates, defaultNetworks and annotation
+    /// networks in order.
+    pub delegates: Vec<PlannedDelegate>,
+}
+
+/// Why no plan could be made. Nothing has run when this is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// A pod annotation does not parse.
+    #[error("invalid annotation {annotation}: {source}")]
+    Annotation {
+        /// The annotation key.
+        annotation: &'static str,
+        /// The parse error.
+        source: AnnotationError,
+    },
+    /// A network does not exist.
+    #[error("cannot find network {network:?}: {detail}")]
+    NetworkNotFound {
+        /// The name as referenced.
+        network: String,
+        /// What was searched.
+        detail: String,
+    },
+    /// A network's config is unusable.
+    #[error("network {network:?} has an invalid config: {source}")]
+    InvalidNetwork {
+        /// The network.
+        network: String,
+        /// Why.
+        source: DelegateConfigError,
+    },
+    /// The API failed while resolving a network.
+    #[error("cannot get network {network:?}: {source}")]
+    Api {
+        /// The network.
+        network: String,
+        /// The API error.
+        source: ApiError,
+    },
+    /// Namespace isolation forbids the reference.
+    #[error(
+        "namespace isolation enabled, annotation violates permission: pod is in namespace {pod_namespace} but refers to network {network:?} in namespace {target_namespace}"
+    )]
+    Isolation {
+        /// The pod's namespace.
+        pod_namespace: String,
+        /// The referenced namespace.
+        target_namespace: String,
+        /// The network.
+        network: String,
+    },
+    /// An interface name is invalid.
+    #[error("network {network:?}: invalid interface name {ifname:?}: {reason}")]
+    InvalidIfname {
+        /// The network.
+        network: String,
+        /// The name.
+        ifname: String,
+        /// Why.
+        reason: String,
+    },
+    /// Two delegates would create the same interface.
+    #[error("interface {ifname:?} is requested by both {first:?} and {second:?}")]
+    DuplicateIfname {
+        /// The name.
+        ifname: String,
+        /// The first network.
+        first: String,
+        /// The second network.
+        second: String,
+    },
+    /// More than one default gateway of one family requested.
+    #[error(
+        "multus does not support ECMP for default-route: {count} IPv{family} gateways requested"
+    )]
+    Ecmp {
+        /// 4 or 6.
+        family: u8,
+        /// How many.
+        count: usize,
+    },
+}
+
+impl PlanError {
+    /// The network this error concerns, if any.
+    pub fn network(&self) -> Option<&str> {
+        match self {
+            Self::NetworkNotFound { network, .. }
+            | Self::InvalidNetwork { network, .. }
+            | Self::Api { network, .. }
+            | Self::Isolation { network, .. }
+            | Self::InvalidIfname { network, .. } => Some(network),
+            Self::DuplicateIfname { second, .. } => Some(second),
+            Self::Annotation { .. } | Self::Ecmp { .. } => None,
+        }
+    }
+}
+
+/// A network resolved to its config.
+struct Resolved {
+    network: String,
+    config: DelegateConfig,
+    resource_name: Option<String>,
+}
+
+/// Builds the plan for one request.
+pub struct Planner<'a> {
+    conf: &'a MultusConf,
+    request: &'a CniRequest,
+    api: &'a dyn ClusterApi,
+    files: &'a dyn ConfigFiles,
+}
+
+impl std::fmt::Debug for Planner<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Planner")
+            .field("container_id", &self.request.container_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Planner<'a> {
+    /// A planner over the given sources.
+    pub fn new(
+        conf: &'a MultusConf,
+        request: &'a CniRequest,
+        api: &'a dyn ClusterApi,
+        files: &'a dyn ConfigFiles,
+    ) -> Self {
+        Self {
+            conf,
+            request,
+            api,
+            files,
+        }
+    }
+
+    /// Plan the delegates for a pod with these annotations (`None`: pod unknown).
+    pub async fn plan(
+        &self,
+        annotations: Option<&BTreeMap<String, String>>,
+    ) -> Result<Plan, PlanError> {
+        let mut entries: Vec<(Resolved, Option<NetworkSelectionElement>)> = Vec::new();
+
+        let default_override = annotations
+            .and_then(|a| a.get(DEFAULT_NETWORK_ANNOTATION))
+            .filter(|v| !v.trim().is_empty());
+        let cluster_selection = match default_override {
+            Some(value) => Some(
+                crate::nad::annotation::parse_default_network_annotation(
+                    value,
+                    &self.conf.multus_namespace,
+                )
+                .map_err(|source| PlanError::Annotation {
+                    annotation: DEFAULT_NETWORK_ANNOTATION,
+                    source,
+                })?,
+            ),
+            None => None,
+        };
+        match &cluster_selection {
+            Some(selection) => {
+                entries.push((
+                    self.resolve_nad(&selection.namespace, &selection.name)
+                        .await?,
+                    Some(selection.clone()),
+                ));
+            }
+            None => entries.push((self.resolve_cluster_network().await?, None)),
+        }
+        for value in self.conf.delegates.iter().skip(1) {
+            entries.push((self.static_delegate(value)?, None));
+        }
+        if self.gets_default_networks() {
+            for name in &self.conf.default_networks {
+                entries.push((self.resolve_reference(name).await?, None));
+            }
+        }
+        for selection in self.annotation_networks(annotations)? {
+            self.check_isolation(&selection)?;
+            let resolved = self
+                .resolve_nad(&selection.namespace, &selection.name)
+                .await?;
+            entries.push((resolved, Some(selection)));
+        }
+
+        let delegates = entries
+            .into_iter()
+            .enumerate()
+            .map(|(index, (resolved, selection))| self.delegate(index, resolved, selection))
+            .collect::<Result<Vec<_>, _>>()?;
+        check_ifnames(&delegates)?;
+        check_ecmp(&delegates)?;
+        Ok(Plan { delegates })
+    }
+
+    fn gets_default_networks(&self) -> bool {
+        !self
+            .conf
+            .system_namespaces
+            .contains(&self.request.pod.namespace)
+    }
+
+    fn pod_namespace(&self) -> &str {
+        if self.request.pod.namespace.is_empty() {
+            "default"
+        } else {
+            &self.request.pod.namespace
+        }
+    }
+
+    fn annotation_networks(
+        &self,
+        annotations: Option<&BTreeMap<String, String>>,
+    ) -> Result<Vec<NetworkSelectionElement>, PlanError> {
+        let Some(value) = annotations.and_then(|a| a.get(NETWORKS_ANNOTATION)) else {
+            return Ok(Vec::new());
+        };
+        parse_networks_annotation(value, self.pod_namespace()).map_err(|source| {
+            PlanError::Annotation {
+                annotation: NETWORKS_ANNOTATION,
+                source,
+            }
+        })
+    }
+
+    fn check_isolation(&self, selection: &NetworkSelectionElement) -> Result<(), PlanError> {
+        let pod_namespace = self.pod_namespace();
+        if !self.conf.namespace_isolation
+            || selection.namespace == pod_namespace
+            || self.conf.global_namespaces.contains(&selection.namespace)
+        {
+            return Ok(());
+        }
+        Err(PlanError::Isolation {
+            pod_namespace: pod_namespace.to_owned(),
+            target_namespace: selection.namespace.clone(),
+            network: format!("{}/{}", selection.namespace, selection.name),
+        })
+    }
+
+    async fn resolve_cluster_network(&self) -> Result<Resolved, PlanError> {
+        if let Some(first) = self.conf.delegates.first() {
+            return self.static_delegate(first);
+        }
+        let value = self.conf.cluster_network.as_deref().unwrap_or_default();
+        self.resolve_reference(value).await
+    }
+
+    fn static_delegate(&self, value: &Value) -> Result<Resolved, PlanError> {
+        let config =
+            DelegateConfig::from_value(value).map_err(|source| PlanError::InvalidNetwork {
+                network: value
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("<static delegate>")
+                    .to_owned(),
+                source,
+            })?;
+        Ok(Resolved {
+            network: config.name().to_owned(),
+            config,
+            resource_name: None,
+        })
+    }
+
+    /// `clusterNetwork` / `defaultNetworks` resolution, in upstream's order: NAD in
+    /// `multusNamespace`, CNI config name in `confDir`, directory, file.
+    async fn resolve_reference(&self, value: &str) -> Result<Resolved, PlanError> {
+        if !value.contains('/') {
+            match self.resolve_nad(&self.conf.multus_namespace, value).await {
+                Ok(resolved) => return Ok(resolved),
+                Err(PlanError::NetworkNotFound { .. }) => {}
+                Err(other) => return Err(other),
+            }
+            return self.config_by_name(value, value).map(|config| Resolved {
+                network: config.name().to_owned(),
+                config,
+                resource_name: None,
+            });
+        }
+        let path = Path::new(value);
+        let bytes = if self.files.is_dir(path) {
+            self.first_config_in_dir(path)?
+        } else {
+            self.files
+                .read(path)
+                .map_err(|e| PlanError::NetworkNotFound {
+                    network: value.to_owned(),
+                    detail: format!("cannot read {value}: {e}"),
+                })?
+        };
+        let config = parse_config(value, &bytes)?;
+        Ok(Resolved {
+            network: config.name().to_owned(),
+            config,
+            resource_name: None,
+        })
+    }
+
+    fn first_config_in_dir(&self, dir: &Path) -> Result<Vec<u8>, PlanError> {
+        let network = dir.display().to_string();
+        let files = self
+            .files
+            .list_configs(dir)
+            .map_err(|e| PlanError::NetworkNotFound {
+                network: network.clone(),
+                detail: format!("cannot list {network}: {e}"),
+            })?;
+        // Never pick multus' own generated config (upstream may, and recurses).
+        files
+            .into_iter()
+            .find(|(path, _)| {
+                !path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("00-multus"))
+            })
+            .map(|(_, bytes)| bytes)
+            .ok_or_else(|| PlanError::NetworkNotFound {
+                network: network.clone(),
+                detail: format!("no CNI config files in {network}"),
+            })
+    }
+
+    fn config_by_name(&self, network: &str, name: &str) -> Result<DelegateConfig, PlanError> {
+        let conf_dir = &self.conf.conf_dir;
+        let not_found = |detail: String| PlanError::NetworkNotFound {
+            network: network.to_owned(),
+            detail,
+        };
+        let files = self.files.list_configs(conf_dir).map_err(|e| {
+            not_found(format!(
+                "no NAD, and cannot list {}: {e}",
+                conf_dir.display()
+            ))
+        })?;
+        let bytes = find_config_by_name(&files, name).ok_or_else(|| {
+            not_found(format!(
+                "no NetworkAttachmentDefinition and no CNI config named {name:?} in {}",
+                conf_dir.display()
+            ))
+        })?;
+        parse_config(network, bytes)
+    }
+
+    async fn resolve_nad(&self, namespace: &str, name: &str) -> Result<Resolved, PlanError> {
+        let network = format!("{namespace}/{name}");
+        let nad = self
+            .api
+            .network_attachment(namespace, name)
+            .await
+            .map_err(|source| PlanError::Api {
+                network: network.clone(),
+                source,
+            })?
+            .ok_or_else(|| PlanError::NetworkNotFound {
+                network: network.clone(),
+                detail: format!(
+                    "no network-attachment-definition {name:?} in namespace {namespace:?}"
+                ),
+            })?;
+        let bytes = nad
+            .delegate_config()
+            .map_err(|e| PlanError::InvalidNetwork {
+                network: network.clone(),
+                source: DelegateConfigError::NotAnObject(e.to_string()),
+            })?;
+        let config = match bytes {
+            Some(bytes) => parse_config(&network, &bytes)?,
+            None => self.config_by_name(&network, name)?,
+        };
+        Ok(Resolved {
+            network,
+            config,
+            resource_name: nad.resource_name.clone(),
+        })
+    }
+
+    fn delegate(
+        &self,
+        index: usize,
+        resolved: Resolved,
+        selection: Option<NetworkSelectionElement>,
+    ) -> Result<PlannedDelegate, PlanError> {
+        let cluster_network = index == 0;
+        let requested = selection.as_ref().and_then(|s| s.interface.clone());
+        let ifname = match requested {
+            Some(name) => name,
+            None if cluster_network => self.request.ifname.clone(),
+            None => format!("net{index}"),
+        };
+        validate_ifname(&ifname).map_err(|e| PlanError::InvalidIfname {
+            network: resolved.network.clone(),
+            ifname: ifname.clone(),
+            reason: e.to_string(),
+        })?;
+        let mut config = resolved.config.with_default_version(self.conf.cni_version);
+        let mut runtime_config = self.conf.runtime_config.clone();
+        let base_args = base_cni_args(self.request);
+        let mut add_args = base_args.clone();
+        if let Some(selection) = &selection {
+            if let Some(cni_args) = &selection.cni_args {
+                config = config.with_cni_args(cni_args);
+            }
+            // The cluster network gets only the runtime's values (upstream behaviour).
+            if !cluster_network {
+                apply_selection(&mut runtime_config, selection);
+            }
+            if let Some(mac) = &selection.mac {
+                add_args.push("MAC", mac.clone());
+            }
+            if !selection.ips.is_empty() {
+                add_args.push("IP", selection.ips.join(","));
+            }
+        }
+        Ok(PlannedDelegate {
+            network: resolved.network,
+            ifname,
+            cluster_network,
+            config,
+            runtime_config,
+            cni_args: base_args.to_string(),
+            add_cni_args: add_args.to_string(),
+            default_route: selection.and_then(|s| s.default_route),
+            resource_name: resolved.resource_name,
+        })
+    }
+}
+
+fn parse_config(network: &str, bytes: &[u8]) -> Result<DelegateConfig, PlanError> {
+    DelegateConfig::from_bytes(bytes).map_err(|source| PlanError::InvalidNetwork {
+        network: network.to_owned(),
+        source,
+    })
+}
+
+/// The CNI_ARGS every delegate gets: upstream's keys in upstream's order, then the
+/// runtime's own keys.
+pub fn base_cni_args(request: &CniRequest) -> CniArgs {
+    let pod = &request.pod;
+    let mut args = CniArgs::default();
+    args.push("IgnoreUnknown", "true");
+    args.push("K8S_POD_NAMESPACE", pod.namespace.clone());
+    args.push("K8S_POD_NAME", pod.name.clone());
+    args.push("K8S_POD_INFRA_CONTAINER_ID", pod.infra_container_id.clone());
+    args.push("K8S_POD_UID", pod.uid.clone());
+    for (key, value) in request.args.pairs() {
+        if key != "IgnoreUnknown" {
+            args.merge(key, value);
+        }
+    }
+    args
+}
+
+/// Override runtimeConfig keys with what the annotation asked for this network.
+fn apply_selection(runtime_config: &mut Map<String, Value>, selection: &NetworkSelectionElement) {
+    let mut set = |key: &str, value: Value| {
+        runtime_config.insert(key.to_owned(), value);
+    };
+    if let Some(port_mappings) = &selection.port_mappings {
+        set("portMappings", port_mappings.clone());
+    }
+    if let Some(bandwidth) = &selection.bandwidth {
+        set("bandwidth", bandwidth.clone());
+    }
+    if !selection.ips.is_empty() {
+        set("ips", Value::from(selection.ips.clone()));
+    }
+    if let Some(mac) = &selection.mac {
+        set("mac", Value::from(mac.clone()));
+    }
+    if let Some(guid) = &selection.infiniband_guid {
+        set("infinibandGUID", Value::from(guid.clone()));
+    }
+    if let Some(device_id) = &selection.device_id {
+        set("deviceID", Value::from(device_id.clone()));
+    }
+}
+
+fn check_ifnames(delegates: &[PlannedDelegate]) -> Result<(), PlanError> {
+    let mut seen: HashMap<&str, &str> = HashMap::new();
+    for delegate in delegates {
+        if let Some(first) = seen.insert(&delegate.ifname, &delegate.network) {
+            return Err(PlanError::DuplicateIfname {
+                ifname: delegate.ifname.clone(),
+                first: first.to_owned(),
+                second: delegate.network.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn check_ecmp(delegates: &[PlannedDelegate]) -> Result<(), PlanError> {
+    let gateways: Vec<&IpAddr> = delegates
+        .iter()
+        .filter_map(|d| d.default_route.as_ref())
+        .flatten()
+        .collect();
+    for (family, is_family) in [
+        (4u8, IpAddr::is_ipv4 as fn(&IpAddr) -> bool),
+        (6, IpAddr::is_ipv6),
+    ] {
+        let count = gateways.iter().filter(|gw| is_family(gw)).count();
+        if count > 1 {
+            return Err(PlanError::Ecmp { family, count });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! The side-effect traits the engine runs over.
+//!
+//! Each has a real implementation in `multus-cni` (and in the daemon) and a fake in the
+//! tests. Keeping every side effect behind these traits is what lets other CNI projects
+//! embed the engine with their own I/O.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::cni::CniError;
+use crate::nad::{NetworkAttachmentDefinition, NetworkStatus};
+use crate::request::{Command, PodRef};
+use crate::state::SandboxState;
+
+/// What the cluster knows about a pod.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodInfo {
+    /// The pod's UID.
+    pub uid: String,
+    /// The pod's annotations.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A failure talking to the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// The API could not be reached or answered with a transient failure.
+    #[error("cluster API unavailable: {0}")]
+    Unavailable(String),
+    /// The API refused the request (401/403 and the like).
+    #[error("cluster API refused the request: {0}")]
+    Forbidden(String),
+    /// Any other failure.
+    #[error("cluster API error: {0}")]
+    Other(String),
+}
+
+/// An event to record on a pod.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodEvent {
+    /// `Normal` or `Warning`.
+    pub kind: String,
+    /// e.g. `AddedInterface`, `NoNetworkFound`.
+    pub reason: String,
+    /// Human-readable message.
+    pub message: String,
+}
+
+/// Access to pods and NetworkAttachmentDefinitions.
+#[async_trait]
+pub trait ClusterApi: Send + Sync {
+    /// The pod, or `None` when it does not exist or this source has no pods.
+    async fn pod(&self, pod: &PodRef) -> Result<Option<PodInfo>, ApiError>;
+    /// A NetworkAttachmentDefinition, or `None` when it does not exist.
+    async fn network_attachment(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<NetworkAttachmentDefinition>, ApiError>;
+    /// Record the pod's network-status after ADD.
+    async fn set_network_status(
+        &self,
+        pod: &PodRef,
+        status: &[NetworkStatus],
+    ) -> Result<(), ApiError>;
+    /// Record an event on the pod (best effort).
+    async fn emit_event(&self, pod: &PodRef, event: &PodEvent) -> Result<(), ApiError>;
+}
+
+/// One call of a delegate plugin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecRequest {
+    /// The plugin's `type`, the binary name (already validated: no `/`, no `..`).
+    pub plugin_type: String,
+    /// The CNI command.
+    pub command: Command,
+    /// `CNI_CONTAINERID`.
+    pub container_id: String,
+    /// `CNI_NETNS`.
+    pub netns: String,
+    /// `CNI_IFNAME`.
+    pub ifname: String,
+    /// `CNI_ARGS`.
+    pub args: String,
+    /// Directories searched for the plugin, in order; also passed as `CNI_PATH`.
+    pub search_path: Vec<PathBuf>,
+    /// The config document for the plugin's stdin.
+    pub stdin: Vec<u8>,
+    /// Time limit for the call.
+    pub timeout: std::time::Duration,
+}
+
+/// A failed delegate call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecError {
+    /// No binary of that name in the search path.
+    #[error("failed to find plugin {plugin:?} in path {searched:?}")]
+    NotFound {
+        /// The plugin type.
+        plugin: String,
+        /// Directories searched.
+        searched: Vec<PathBuf>,
+    },
+    /// The plugin answered with a CNI error.
+    #[error("plugin {plugin:?} failed: {error}")]
+    Plugin {
+        /// The plugin type.
+        plugin: String,
+        /// The error it printed.
+        error: CniError,
+    },
+    /// The plugin exited non-zero without a CNI error document.
+    #[error("plugin {plugin:?} failed ({status}): {stderr}")]
+    Crashed {
+        /// The plugin type.
+        plugin: String,
+        /// Exit status text.
+        status: String,
+        /// Its standard error, trimmed.
+        stderr: String,
+    },
+    /// The plugin did not finish in time and was killed.
+    #[error("plugin {plugin:?} did not finish within {seconds} s and was killed")]
+    Timeout {
+        /// The plugin type.
+        plugin: String,
+        /// The limit.
+        seconds: u64,
+    },
+    /// The plugin could not be started.
+    #[error("plugin {plugin:?} could not be started: {reason}")]
+    Spawn {
+        /// The plugin type.
+        plugin: String,
+        /// The OS error.
+        reason: String,
+    },
+}
+
+impl ExecError {
+    /// The CNI error code to report for this failure.
+    pub fn cni_code(&self) -> u32 {
+        match self {
+            Self::Plugin { error, .. } => error.code,
+            Self::NotFound { .. } => crate::cni::ErrorCode::InvalidNetworkConfig.code(),
+            _ => crate::cni::ErrorCode::DelegateFailed.code(),
+        }
+    }
+}
+
+/// Runs delegate plugin binaries.
+#[async_trait]
+pub trait DelegateExec: Send + Sync {
+    /// Run the plugin and return its stdout on success.
+    async fn exec(&self, request: ExecRequest) -> Result<Vec<u8>, ExecError>;
+}
+
+/// A failure of the state store.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Reading or writing failed.
+    #[error("state store I/O error on {path}: {source}")]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The stored record is unreadable; it was moved aside to `kept_at`.
+    #[error("state of container {container_id} is corrupt ({reason}); kept at {kept_at}")]
+    Corrupt {
+        /// The container.
+        container_id: String,
+        /// What was wrong.
+        reason: String,
+        /// Where the bad file was moved for inspection.
+        kept_at: PathBuf,
+    },
+}
+
+/// Held while one container's state is being worked on; dropping it releases the lock.
+pub trait StateLock: Send + std::fmt::Debug {}
+
+/// The per-sandbox record of what was attached.
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// Serialise all work on one container ID (blocks until the lock is free).
+    async fn lock(&self, container_id: &str) -> Result<Box<dyn StateLock>, StateError>;
+    /// Read the record, `None` when there is none.
+    fn load(&self, container_id: &str) -> Result<Option<SandboxState>, StateError>;
+    /// Write the record atomically.
+    fn save(&self, state: &SandboxState) -> Result<(), StateError>;
+    /// Remove the record (no error when absent).
+    fn remove(&self, container_id: &str) -> Result<(), StateError>;
+}
+
+/// A failure inspecting a network namespace.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetnsError {
+    /// The path is not a network namespace.
+    #[error("no network namespace at {path}: {reason}")]
+    NoSuchNetns {
+        /// The path given.
+        path: String,
+        /// The OS error.
+        reason: String,
+    },
+    /// Anything else.
+    #[error("network namespace {path}: {reason}")]
+    Other {
+        /// The path given.
+        path: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// What multus itself does inside the pod's network namespace.
+#[async_trait]
+pub trait NetnsOps: Send + Sync {
+    /// Whether a link with this name exists in the namespace.
+    async fn link_exists(&self, netns: &str, ifname: &str) -> Result<bool, NetnsError>;
+}
+
+/// Read access to CNI config files on the node (`confDir`, file-based cluster networks).
+pub trait ConfigFiles: Send + Sync {
+    /// Read one file.
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>>;
+    /// Whether the path is a directory.
+    fn is_dir(&self, path: &Path) -> bool;
+    /// The `*.conf`, `*.json` and `*.conflist` files of a directory with their contents,
+    /// sorted by path.
+    fn list_configs(&self, dir: &Path) -> std::io::Result<Vec<(PathBuf, Vec<u8>)>>;
+}
