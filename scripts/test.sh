@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit, snapshot, property and integration
+# tests. Integration tests drive the real binaries with the reference CNI plugins in
+# network namespaces, so this needs root.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+[[ $(id -u) == 0 ]] || { echo "test: needs root (network namespaces)" >&2; exit 1; }
+./scripts/install-prereqs.sh
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "==> building binaries"
+cargo build --workspace --bins --quiet
+echo "==> cargo test"
+cargo test --workspace
