@@ -86,15 +86,9 @@ async fn dispatch(conf: &MultusConf, request: &CniRequest) -> Result<Vec<u8>, Mu
         Command::Add => engine.add().await,
         Command::Del => engine.del().await.map(|()| Vec::new()),
         Command::Check => engine.check().await.map(|()| Vec::new()),
-        Command::Status | Command::Gc => Err(unsupported_yet(conf, request.command)),
+        Command::Status => engine.status().await.map(|()| Vec::new()),
+        Command::Gc => engine.gc().await.map(|()| Vec::new()),
         Command::Version => Ok(version_reply(CniVersion::LATEST).to_string().into_bytes()),
-    }
-}
-
-fn unsupported_yet(conf: &MultusConf, command: Command) -> MultusError {
-    MultusError::VersionTooOld {
-        command: command.as_str(),
-        version: conf.cni_version.to_string(),
     }
 }
 

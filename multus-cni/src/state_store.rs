@@ -181,6 +181,24 @@ impl StateStore for FileStateStore {
         })
     }
 
+    fn list(&self) -> Result<Vec<String>, StateError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Self::io_error(&self.dir, e)),
+        };
+        let mut ids: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let id = name.strip_suffix(".json")?;
+                is_valid_container_id(id).then(|| id.to_owned())
+            })
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
     fn remove(&self, container_id: &str) -> Result<(), StateError> {
         let id = self.checked_id(container_id)?;
         for path in [self.record_path(id), self.lock_path(id)] {
@@ -231,8 +249,10 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let dir_mode = std::fs::metadata(store.dir()).unwrap().permissions().mode();
         assert_eq!(dir_mode & 0o777, 0o700);
+        assert_eq!(store.list().unwrap(), vec!["abc"]);
         store.remove("abc").unwrap();
         assert_eq!(store.load("abc").unwrap(), None);
+        assert!(store.list().unwrap().is_empty());
         store.remove("abc").unwrap();
     }
 

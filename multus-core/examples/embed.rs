@@ -18,8 +18,8 @@ use multus_core::engine::{Engine, Seams};
 use multus_core::nad::{NetworkAttachmentDefinition, NetworkStatus, parse_manifests};
 use multus_core::request::{CniRequest, PodRef};
 use multus_core::seams::{
-    ApiError, ClusterApi, ConfigFiles, DelegateExec, ExecError, ExecRequest, NetnsError,
-    NetnsOps, PodEvent, PodInfo, StateError, StateLock, StateStore,
+    ApiError, ClusterApi, ConfigFiles, DelegateExec, ExecError, ExecRequest, NetnsError, NetnsOps,
+    PodEvent, PodInfo, StateError, StateLock, StateStore,
 };
 use multus_core::state::SandboxState;
 
@@ -97,6 +97,13 @@ impl StateStore for MemoryState {
         }
         Ok(())
     }
+    fn list(&self) -> Result<Vec<String>, StateError> {
+        Ok(self
+            .0
+            .lock()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default())
+    }
 }
 
 /// Pretends the pod's namespace is empty.
@@ -168,7 +175,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let add = CniRequest::from_env(&env("ADD"), CONF.as_bytes().to_vec())?;
     let result = pollster::block_on(Engine::new(&conf, &add, seams).add())?;
-    println!("result for the runtime: {}", String::from_utf8_lossy(&result));
+    println!(
+        "result for the runtime: {}",
+        String::from_utf8_lossy(&result)
+    );
     if let Some(record) = state.load("example")? {
         println!(
             "network-status: {}",

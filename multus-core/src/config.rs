@@ -116,6 +116,18 @@ pub struct MultusConf {
     pub pod_annotations_from: PodAnnotationsSource,
     /// Time limit for one delegate plugin call (multus-rs).
     pub delegate_timeout_secs: u64,
+    /// GC only: the attachments the runtime still uses (`cni.dev/valid-attachments`).
+    pub valid_attachments: Vec<ValidAttachment>,
+}
+
+/// One entry of `cni.dev/valid-attachments` (CNI 1.1 GC).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, Deserialize)]
+pub struct ValidAttachment {
+    /// The sandbox's container ID.
+    #[serde(rename = "containerID")]
+    pub container_id: String,
+    /// The interface name the runtime used for the attachment.
+    pub ifname: String,
 }
 
 /// Where pod annotations are read from without an API server.
@@ -173,12 +185,14 @@ struct RawConf {
     #[serde(default)]
     pod_annotations_from: PodAnnotationsSource,
     delegate_timeout_seconds: Option<u64>,
+    #[serde(default, rename = "cni.dev/valid-attachments")]
+    valid_attachments: Vec<ValidAttachment>,
     #[serde(flatten)]
     unknown: Map<String, Value>,
 }
 
 /// Keys a runtime or chaining may add that multus reads elsewhere or on purpose ignores.
-const TOLERATED_KEYS: &[&str] = &["prevResult", "args", "ipam", "dns"];
+const TOLERATED_KEYS: &[&str] = &["prevResult", "args", "ipam", "dns", "cni.dev/attachments"];
 
 impl MultusConf {
     /// Parse the configuration the runtime passed on stdin.
@@ -260,6 +274,7 @@ impl MultusConf {
                 .delegate_timeout_seconds
                 .filter(|s| *s > 0)
                 .unwrap_or(DEFAULT_DELEGATE_TIMEOUT_SECS),
+            valid_attachments: raw.valid_attachments,
         })
     }
 

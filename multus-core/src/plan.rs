@@ -249,6 +249,28 @@ impl<'a> Planner<'a> {
         Ok(Plan { delegates })
     }
 
+    /// The networks the configuration alone determines (cluster network, static
+    /// delegates, `defaultNetworks`), as `(network, config)`: what STATUS and GC reach
+    /// when no pod is involved.
+    pub async fn configured_networks(&self) -> Result<Vec<(String, DelegateConfig)>, PlanError> {
+        let mut networks = vec![self.resolve_cluster_network().await?];
+        for value in self.conf.delegates.iter().skip(1) {
+            networks.push(self.static_delegate(value)?);
+        }
+        for name in &self.conf.default_networks {
+            networks.push(self.resolve_reference(name).await?);
+        }
+        Ok(networks
+            .into_iter()
+            .map(|r| {
+                (
+                    r.network,
+                    r.config.with_default_version(self.conf.cni_version),
+                )
+            })
+            .collect())
+    }
+
     fn gets_default_networks(&self) -> bool {
         !self
             .conf

@@ -195,6 +195,8 @@ pub trait StateStore: Send + Sync {
     fn save(&self, state: &SandboxState) -> Result<(), StateError>;
     /// Remove the record (no error when absent).
     fn remove(&self, container_id: &str) -> Result<(), StateError>;
+    /// The container IDs that have a record.
+    fn list(&self) -> Result<Vec<String>, StateError>;
 }
 
 /// A failure inspecting a network namespace.

@@ -162,6 +162,20 @@ pub enum MultusError {
         /// The API error.
         source: ApiError,
     },
+    /// A network is not ready (STATUS).
+    #[error("Multus: network {network:?} is not ready: {source}")]
+    Status {
+        /// The network.
+        network: String,
+        /// The delegate's answer.
+        source: ExecError,
+    },
+    /// GC could not finish everything; what it could do was done.
+    #[error("Multus: garbage collection incomplete: {}", .failures.join(" / "))]
+    Gc {
+        /// Each failure.
+        failures: Vec<String>,
+    },
     /// The command is valid CNI but needs a newer multus configuration version.
     #[error(
         "Multus: {command} needs cniVersion 1.1.0 or later in the multus configuration, which has {version}"
@@ -213,6 +227,13 @@ impl MultusError {
                     .map_or(ErrorCode::DelegateFailed.code(), |f| f.error.cni_code());
             }
             Self::Check { code, .. } => return *code,
+            Self::Status { source, .. } => match source {
+                ExecError::Plugin { error, .. } if matches!(error.code, 50 | 51) => {
+                    return error.code;
+                }
+                _ => ErrorCode::PluginNotAvailable,
+            },
+            Self::Gc { .. } => ErrorCode::DelegateFailed,
             Self::UnknownContainer { .. } => ErrorCode::UnknownContainer,
             Self::State { .. } => ErrorCode::StateFailure,
             Self::Api { .. } => ErrorCode::ApiFailure,

@@ -6,15 +6,19 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use serde_json::Map;
+
 use crate::cni::CniVersion;
+use crate::delegate::DelegateConfig;
 use crate::plan::PlannedDelegate;
-use crate::request::{CniRequest, Command};
+use crate::request::Command;
 use crate::seams::{DelegateExec, ExecError, ExecRequest};
 
-/// Calls delegate plugins on behalf of one request.
+/// Calls delegate plugins for one sandbox (or, for STATUS and GC, for none).
 pub(crate) struct Invoker<'a> {
     pub exec: &'a dyn DelegateExec,
-    pub request: &'a CniRequest,
+    pub container_id: String,
+    pub netns: String,
     pub search_path: Vec<PathBuf>,
     pub timeout: Duration,
 }
@@ -30,7 +34,7 @@ impl Invoker<'_> {
                     .config
                     .plugin_stdin(index, &delegate.runtime_config, prev.as_ref());
             let out = self
-                .call(
+                .call_for(
                     plugin_type,
                     Command::Add,
                     delegate,
@@ -58,7 +62,7 @@ impl Invoker<'_> {
                 .config
                 .plugin_stdin(index, &delegate.runtime_config, prev);
             if let Err(e) = self
-                .call(
+                .call_for(
                     plugin_type,
                     Command::Del,
                     delegate,
@@ -80,7 +84,7 @@ impl Invoker<'_> {
             let stdin = delegate
                 .config
                 .plugin_stdin(index, &delegate.runtime_config, Some(cached));
-            self.call(
+            self.call_for(
                 plugin_type,
                 Command::Check,
                 delegate,
@@ -104,7 +108,40 @@ impl Invoker<'_> {
         cached.filter(|v| supports && !v.is_null())
     }
 
-    async fn call(
+    /// STATUS (CNI 1.1): ask every plugin of the config whether it is ready.
+    pub async fn status(&self, config: &DelegateConfig) -> Result<(), ExecError> {
+        for (index, plugin_type) in config.plugin_types().into_iter().enumerate() {
+            let stdin = config.plugin_stdin(index, &Map::new(), None);
+            self.call(plugin_type, Command::Status, config.name(), "", "", stdin)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// GC (CNI 1.1): every plugin of the config gets `cni.dev/valid-attachments`.
+    pub async fn gc(
+        &self,
+        config: &DelegateConfig,
+        valid_attachments: &Value,
+    ) -> Result<(), ExecError> {
+        for (index, plugin_type) in config.plugin_types().into_iter().enumerate() {
+            let mut doc: Value =
+                serde_json::from_slice(&config.plugin_stdin(index, &Map::new(), None))
+                    .unwrap_or(Value::Null);
+            if let Some(object) = doc.as_object_mut() {
+                object.insert(
+                    "cni.dev/valid-attachments".into(),
+                    valid_attachments.clone(),
+                );
+            }
+            let stdin = doc.to_string().into_bytes();
+            self.call(plugin_type, Command::Gc, config.name(), "", "", stdin)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn call_for(
         &self,
         plugin_type: &str,
         command: Command,
@@ -112,14 +149,42 @@ impl Invoker<'_> {
         args: &str,
         stdin: Vec<u8>,
     ) -> Result<Vec<u8>, ExecError> {
-        tracing::debug!(network = %delegate.network, plugin = plugin_type, %command, ifname = %delegate.ifname, "calling delegate");
+        self.call(
+            plugin_type,
+            command,
+            &delegate.network,
+            &delegate.ifname,
+            args,
+            stdin,
+        )
+        .await
+    }
+
+    async fn call(
+        &self,
+        plugin_type: &str,
+        command: Command,
+        network: &str,
+        ifname: &str,
+        args: &str,
+        stdin: Vec<u8>,
+    ) -> Result<Vec<u8>, ExecError> {
+        tracing::debug!(network, plugin = plugin_type, %command, ifname, "calling delegate");
+        let per_sandbox = command.is_per_container();
+        let sandbox_value = |v: &String| {
+            if per_sandbox {
+                v.clone()
+            } else {
+                String::new()
+            }
+        };
         self.exec
             .exec(ExecRequest {
                 plugin_type: plugin_type.to_owned(),
                 command,
-                container_id: self.request.container_id.clone(),
-                netns: self.request.netns.clone(),
-                ifname: delegate.ifname.clone(),
+                container_id: sandbox_value(&self.container_id),
+                netns: sandbox_value(&self.netns),
+                ifname: ifname.to_owned(),
                 args: args.to_owned(),
                 search_path: self.search_path.clone(),
                 stdin,

@@ -46,8 +46,10 @@ impl ClusterApi for FakeApi {
 #[derive(Default)]
 struct FakeExec {
     calls: Mutex<Vec<(Command, String, String, Value)>>,
+    containers: Mutex<Vec<String>>,
     failing_add: BTreeSet<String>,
     failing_del: BTreeSet<String>,
+    failing_status: BTreeSet<String>,
 }
 
 impl FakeExec {
@@ -66,6 +68,10 @@ impl FakeExec {
 impl DelegateExec for FakeExec {
     async fn exec(&self, request: ExecRequest) -> Result<Vec<u8>, ExecError> {
         let stdin: Value = serde_json::from_slice(&request.stdin).unwrap();
+        self.containers
+            .lock()
+            .unwrap()
+            .push(request.container_id.clone());
         self.calls.lock().unwrap().push((
             request.command,
             request.plugin_type.clone(),
@@ -74,6 +80,7 @@ impl DelegateExec for FakeExec {
         ));
         let failing = match request.command {
             Command::Add => &self.failing_add,
+            Command::Status => &self.failing_status,
             _ => &self.failing_del,
         };
         if failing.contains(&request.plugin_type) {
@@ -131,6 +138,11 @@ impl StateStore for FakeState {
     fn remove(&self, id: &str) -> Result<(), StateError> {
         self.records.lock().unwrap().remove(id);
         Ok(())
+    }
+    fn list(&self) -> Result<Vec<String>, StateError> {
+        let mut ids: Vec<String> = self.records.lock().unwrap().keys().cloned().collect();
+        ids.sort();
+        Ok(ids)
     }
 }
 
@@ -542,4 +554,97 @@ fn namespace_isolation_refuses_foreign_namespaces() {
     conf.namespace_isolation = true;
     let err = add(&world, &conf).unwrap_err();
     assert!(err.to_string().contains("namespace isolation"), "{err}");
+}
+
+fn conf_1_1(extra: Value) -> MultusConf {
+    let mut doc = json!({
+        "cniVersion": "1.1.0",
+        "delegates": [{"cniVersion": "1.1.0", "name": "cluster", "type": "ptp"}],
+        "defaultNetworks": ["blue"],
+        "multusNamespace": "default",
+        "runtimeConfig": {"io.kubernetes.cri.pod-annotations": {"k8s.v1.cni.cncf.io/networks": "chain"}}
+    });
+    if let (Some(doc), Some(extra)) = (doc.as_object_mut(), extra.as_object()) {
+        doc.extend(extra.clone());
+    }
+    MultusConf::parse(doc.to_string().as_bytes()).unwrap()
+}
+
+fn run(world: &World, conf: &MultusConf, command: Command) -> Result<Vec<u8>, MultusError> {
+    let request = if command.is_per_container() {
+        request(command)
+    } else {
+        let env = BTreeMap::from([("CNI_COMMAND".to_owned(), command.as_str().to_owned())]);
+        CniRequest::from_env(&env, Vec::new()).unwrap()
+    };
+    let engine = Engine::new(conf, &request, world.seams());
+    pollster::block_on(async {
+        match command {
+            Command::Add => engine.add().await,
+            Command::Del => engine.del().await.map(|()| Vec::new()),
+            Command::Status => engine.status().await.map(|()| Vec::new()),
+            Command::Gc => engine.gc().await.map(|()| Vec::new()),
+            _ => unreachable!(),
+        }
+    })
+}
+
+#[test]
+fn status_and_gc_need_a_1_1_multus_configuration() {
+    let world = World::new();
+    let err = run(&world, &conf(""), Command::Status).unwrap_err();
+    assert_eq!(err.code(), 1);
+    assert!(err.to_string().contains("STATUS"), "{err}");
+    let err = run(&world, &conf(""), Command::Gc).unwrap_err();
+    assert_eq!(err.code(), 1);
+}
+
+#[test]
+fn status_asks_configured_networks_that_speak_1_1() {
+    let world = World::new();
+    run(&world, &conf_1_1(json!({})), Command::Status).unwrap();
+    // "blue" (a default network) is a 1.0.0 config: it cannot answer STATUS.
+    assert_eq!(world.exec.summary(), vec!["STATUS ptp "]);
+    let calls = world.exec.calls();
+    assert_eq!(calls[0].3["cniVersion"], "1.1.0");
+}
+
+#[test]
+fn status_failure_maps_to_code_50() {
+    let mut world = World::new();
+    world.exec.failing_status.insert("ptp".into());
+    let err = run(&world, &conf_1_1(json!({})), Command::Status).unwrap_err();
+    assert_eq!(err.code(), 50);
+    assert!(err.to_string().contains("cluster"), "{err}");
+}
+
+#[test]
+fn gc_tears_down_invalid_sandboxes_and_forwards_valid_attachments() {
+    let world = World::new();
+    let conf = conf_1_1(json!({}));
+    run(&world, &conf, Command::Add).unwrap();
+    // A second sandbox, still in use.
+    let mut kept = world.state.load("c1").unwrap().unwrap();
+    kept.container_id = "c2".into();
+    world.state.save(&kept).unwrap();
+    world.exec.calls.lock().unwrap().clear();
+    world.exec.containers.lock().unwrap().clear();
+
+    let gc_conf = conf_1_1(json!({"cni.dev/valid-attachments": [{"containerID": "c2", "ifname": "eth0"}]}));
+    run(&world, &gc_conf, Command::Gc).unwrap();
+
+    let summary = world.exec.summary();
+    assert_eq!(
+        &summary[..5],
+        &["DEL tuning net2", "DEL macvlan net2", "DEL bridge net1", "DEL ptp eth0", "GC ptp "],
+        "{summary:?}"
+    );
+    assert!(world.exec.containers.lock().unwrap()[..4].iter().all(|c| c == "c1"));
+    assert!(world.state.load("c1").unwrap().is_none());
+    assert!(world.state.load("c2").unwrap().is_some());
+    let calls = world.exec.calls();
+    let gc = &calls[4].3;
+    assert_eq!(gc["cni.dev/valid-attachments"], json!([{"containerID": "c2", "ifname": "eth0"}]));
+    // Only 1.1.0 configs get GC: blue is 1.0.0 and chain is 0.4.0.
+    assert_eq!(summary.len(), 5, "{summary:?}");
 }
