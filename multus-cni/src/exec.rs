@@ -1,14 +1,17 @@
 //! Delegate plugins run as child processes, as a CNI runtime runs them.
 
 use std::io::{Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use multus_core::cni::CniError;
 use multus_core::seams::{DelegateExec, ExecError, ExecRequest};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use wait_timeout::ChildExt;
 
 /// `PATH` given to plugins when multus itself has none.
@@ -70,23 +73,24 @@ impl ProcessExec {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(spawn_error)?;
-        let readers = Readers::start(&mut child);
-        if let Some(mut stdin) = child.stdin.take() {
-            // A plugin may exit without reading stdin; that is its answer, not our error.
-            let _ = stdin.write_all(&request.stdin);
+        let writer = feed_stdin(&mut child, request.stdin.clone());
+        let collected = collect_output(&mut child, request.timeout);
+        if let Some(writer) = writer {
+            let _ = writer.join();
         }
-        let status = match child.wait_timeout(request.timeout).map_err(spawn_error)? {
-            Some(status) => status,
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(ExecError::Timeout {
-                    plugin,
-                    seconds: request.timeout.as_secs(),
-                });
-            }
+        let Some(Finished {
+            status,
+            stdout,
+            stderr,
+        }) = collected.map_err(spawn_error)?
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(ExecError::Timeout {
+                plugin,
+                seconds: request.timeout.as_secs(),
+            });
         };
-        let (stdout, stderr) = readers.finish();
         if !stderr.is_empty() {
             tracing::debug!(plugin, stderr = %String::from_utf8_lossy(&stderr), "plugin stderr");
         }
@@ -141,40 +145,123 @@ fn floor_char_boundary(s: &str, max: usize) -> usize {
         .unwrap_or(0)
 }
 
-/// Threads draining the child's stdout and stderr so a chatty plugin never blocks.
-struct Readers {
-    stdout: Option<JoinHandle<Vec<u8>>>,
-    stderr: Option<JoinHandle<Vec<u8>>>,
+/// Stdin documents up to this size are written before reading the output; a plugin
+/// reads its config before printing anything, and the pipe buffer (64 KiB) holds it.
+const INLINE_STDIN_LIMIT: usize = 16 * 1024;
+
+/// Write the config to the child's stdin: inline when small, on a thread when large.
+fn feed_stdin(child: &mut Child, stdin: Vec<u8>) -> Option<JoinHandle<()>> {
+    let mut pipe = child.stdin.take()?;
+    if stdin.len() <= INLINE_STDIN_LIMIT {
+        // A plugin may exit without reading stdin; that is its answer, not our error.
+        let _ = pipe.write_all(&stdin);
+        return None;
+    }
+    Some(std::thread::spawn(move || {
+        let _ = pipe.write_all(&stdin);
+    }))
 }
 
-impl Readers {
-    fn start(child: &mut Child) -> Self {
-        Self {
-            stdout: child.stdout.take().map(spawn_reader::<ChildStdout>),
-            stderr: child.stderr.take().map(spawn_reader::<ChildStderr>),
+/// A child that exited, with everything it printed.
+struct Finished {
+    status: ExitStatus,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+/// Read stdout and stderr until the child exits, on this thread (`poll`), within
+/// `timeout`. `Ok(None)` means the deadline passed with the child still running.
+///
+/// The child's exit is also checked between polls, so a plugin that leaves a
+/// background process holding its stdout open does not stall multus.
+fn collect_output(child: &mut Child, timeout: Duration) -> std::io::Result<Option<Finished>> {
+    let deadline = Instant::now() + timeout;
+    let mut stdout_pipe = child.stdout.take();
+    let mut stderr_pipe = child.stderr.take();
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    while stdout_pipe.is_some() || stderr_pipe.is_some() {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Ok(None);
+        }
+        let timeout =
+            PollTimeout::try_from(remaining.min(EXIT_CHECK_INTERVAL)).unwrap_or(PollTimeout::MAX);
+        let [stdout_ready, stderr_ready] = {
+            let open = [
+                stdout_pipe.as_ref().map(AsFd::as_fd),
+                stderr_pipe.as_ref().map(AsFd::as_fd),
+            ];
+            let indexes: Vec<usize> = (0..2).filter(|&i| open[i].is_some()).collect();
+            let mut fds: Vec<PollFd<'_>> = open
+                .iter()
+                .flatten()
+                .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+                .collect();
+            poll(&mut fds, timeout).map_err(std::io::Error::from)?;
+            let mut ready = [false; 2];
+            for (index, fd) in indexes.iter().zip(&fds) {
+                ready[*index] = is_ready(fd);
+            }
+            ready
+        };
+        if stdout_ready {
+            read_ready(&mut stdout_pipe, &mut stdout);
+        }
+        if stderr_ready {
+            read_ready(&mut stderr_pipe, &mut stderr);
+        }
+        if !stdout_ready && !stderr_ready && child.try_wait()?.is_some() {
+            drain_nonblocking(&mut stdout_pipe, &mut stdout);
+            drain_nonblocking(&mut stderr_pipe, &mut stderr);
         }
     }
-
-    fn finish(self) -> (Vec<u8>, Vec<u8>) {
-        let join =
-            |h: Option<JoinHandle<Vec<u8>>>| h.and_then(|h| h.join().ok()).unwrap_or_default();
-        (join(self.stdout), join(self.stderr))
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    match child.wait_timeout(remaining)? {
+        Some(status) => Ok(Some(Finished {
+            status,
+            stdout,
+            stderr,
+        })),
+        None => Ok(None),
     }
 }
 
-fn spawn_reader<R: Read + Send + 'static>(mut reader: R) -> JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut buffer = Vec::new();
-        let _ = reader.read_to_end(&mut buffer);
-        buffer
-    })
+fn is_ready(fd: &PollFd<'_>) -> bool {
+    fd.revents()
+        .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR))
+}
+
+/// How often the child's exit is checked while its pipes stay open.
+const EXIT_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Read what a ready pipe holds; close it (set `None`) at end of file or error.
+fn read_ready<R: Read>(pipe: &mut Option<R>, buffer: &mut Vec<u8>) {
+    let Some(reader) = pipe.as_mut() else {
+        return;
+    };
+    let mut chunk = [0u8; 8192];
+    match reader.read(&mut chunk) {
+        Ok(0) | Err(_) => *pipe = None,
+        Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+    }
+}
+
+/// After the child exited: take whatever is still buffered without blocking.
+fn drain_nonblocking<R: Read + AsFd>(pipe: &mut Option<R>, buffer: &mut Vec<u8>) {
+    while let Some(reader) = pipe.as_ref() {
+        let mut fds = [PollFd::new(reader.as_fd(), PollFlags::POLLIN)];
+        if !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0) {
+            break;
+        }
+        read_ready(pipe, buffer);
+    }
+    *pipe = None;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use multus_core::request::Command as CniCommand;
-    use std::time::Duration;
 
     fn script(dir: &Path, name: &str, body: &str) {
         let path = dir.join(name);
@@ -255,6 +342,41 @@ mod tests {
         let err = ProcessExec::default().run(&req).unwrap_err();
         assert!(matches!(err, ExecError::Timeout { .. }), "{err:?}");
         assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn background_process_holding_stdout_does_not_stall() {
+        let dir = tempfile::tempdir().unwrap();
+        script(
+            dir.path(),
+            "forker",
+            "cat >/dev/null; sleep 5 & echo '{\"ok\":1}'",
+        );
+        let started = std::time::Instant::now();
+        let out = ProcessExec::default()
+            .run(&request(dir.path(), "forker"))
+            .unwrap();
+        assert_eq!(out, b"{\"ok\":1}\n");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn large_stdin_and_stdout_pass_through() {
+        let dir = tempfile::tempdir().unwrap();
+        script(
+            dir.path(),
+            "catter",
+            "cat; head -c 300000 /dev/zero | tr '\\0' x >&2",
+        );
+        let mut req = request(dir.path(), "catter");
+        let big = format!("{{\"pad\":\"{}\"}}", "y".repeat(200_000));
+        req.stdin = big.clone().into_bytes();
+        let out = ProcessExec::default().run(&req).unwrap();
+        assert_eq!(out, big.into_bytes());
     }
 
     #[test]

@@ -92,5 +92,9 @@ mod tests {
         let missing =
             pollster::block_on(NetnsInspector.link_exists("/proc/self/ns/net", "nosuchif0"));
         assert_eq!(missing, Ok(false));
+        let names = vec!["nosuchif0".to_owned(), "lo".to_owned()];
+        let existing =
+            pollster::block_on(NetnsInspector.existing_links("/proc/self/ns/net", &names));
+        assert_eq!(existing, Ok(vec!["lo".to_owned()]));
     }
 }

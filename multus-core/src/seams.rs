@@ -225,6 +225,22 @@ pub enum NetnsError {
 pub trait NetnsOps: Send + Sync {
     /// Whether a link with this name exists in the namespace.
     async fn link_exists(&self, netns: &str, ifname: &str) -> Result<bool, NetnsError>;
+
+    /// Which of `names` exist in the namespace. Implementations may answer all names in
+    /// one visit of the namespace.
+    async fn existing_links(
+        &self,
+        netns: &str,
+        names: &[String],
+    ) -> Result<Vec<String>, NetnsError> {
+        let mut existing = Vec::new();
+        for name in names {
+            if self.link_exists(netns, name).await? {
+                existing.push(name.clone());
+            }
+        }
+        Ok(existing)
+    }
 }
 
 /// Read access to CNI config files on the node (`confDir`, file-based cluster networks).

@@ -24,7 +24,8 @@ use crate::nad::status::network_status_entries;
 use crate::plan::{Plan, PlannedDelegate, Planner};
 use crate::request::CniRequest;
 use crate::seams::{
-    ClusterApi, ConfigFiles, DelegateExec, NetnsError, NetnsOps, PodEvent, StateError, StateStore,
+    ClusterApi, ConfigFiles, DelegateExec, ExecError, NetnsError, NetnsOps, PodEvent, StateError,
+    StateStore,
 };
 use crate::state::{Attachment, Phase, STATE_FORMAT, SandboxState};
 
@@ -126,11 +127,13 @@ impl<'a> Engine<'a> {
             .lock(&self.request.container_id)
             .await
             .map_err(|e| self.state_error(e))?;
-        let annotations = self.pod_annotations().await?;
-        let plan = self.plan(annotations.as_ref()).await?;
-        for delegate in &plan.delegates {
-            self.ensure_ifname_free(delegate).await?;
-        }
+        let plan = match self.plan_add().await {
+            Ok(plan) => plan,
+            Err(e) => {
+                self.forget_unrecorded();
+                return Err(e);
+            }
+        };
         let mut state = self.new_state(plan);
         store.save(&state).map_err(|e| self.state_error(e))?;
 
@@ -160,21 +163,54 @@ impl<'a> Engine<'a> {
         Ok(self.cluster_result(&state).into_bytes())
     }
 
-    /// Fail when the interface name is already taken in the pod (or the netns is gone).
-    async fn ensure_ifname_free(&self, delegate: &PlannedDelegate) -> Result<(), MultusError> {
+    /// Plan an ADD and check that every interface name is free; nothing has run yet.
+    async fn plan_add(&self) -> Result<Plan, MultusError> {
+        let annotations = self.pod_annotations().await?;
+        let plan = self.plan(annotations.as_ref()).await?;
+        self.ensure_ifnames_free(&plan).await?;
+        Ok(plan)
+    }
+
+    /// After a request refused before anything ran: remove the lock file taken for it,
+    /// unless an earlier ADD left a record of this container.
+    fn forget_unrecorded(&self) {
+        let store = self.seams.state;
+        if matches!(store.load(&self.request.container_id), Ok(None)) {
+            if let Err(e) = store.remove(&self.request.container_id) {
+                tracing::warn!(error = %e, "could not remove the lock of a refused request");
+            }
+        }
+    }
+
+    /// Fail when a planned interface name is already taken in the pod, or the pod's
+    /// network namespace is gone, before anything runs.
+    async fn ensure_ifnames_free(&self, plan: &Plan) -> Result<(), MultusError> {
         let netns = &self.request.netns;
-        match self.seams.netns.link_exists(netns, &delegate.ifname).await {
-            Ok(false) => Ok(()),
-            Ok(true) => Err(MultusError::InterfaceExists {
+        let names: Vec<String> = plan.delegates.iter().map(|d| d.ifname.clone()).collect();
+        let network_of = |ifname: &str| {
+            plan.delegates
+                .iter()
+                .find(|d| d.ifname == ifname)
+                .map(|d| d.network.clone())
+                .unwrap_or_default()
+        };
+        let existing = self
+            .seams
+            .netns
+            .existing_links(netns, &names)
+            .await
+            .map_err(|source| MultusError::Netns {
                 pod: self.request.pod.clone(),
-                network: delegate.network.clone(),
-                ifname: delegate.ifname.clone(),
-                netns: netns.clone(),
-            }),
-            Err(source) => Err(MultusError::Netns {
-                pod: self.request.pod.clone(),
-                network: delegate.network.clone(),
+                network: names.first().map(|n| network_of(n)).unwrap_or_default(),
                 source,
+            })?;
+        match existing.first() {
+            None => Ok(()),
+            Some(ifname) => Err(MultusError::InterfaceExists {
+                pod: self.request.pod.clone(),
+                network: network_of(ifname),
+                ifname: ifname.clone(),
+                netns: netns.clone(),
             }),
         }
     }
@@ -210,11 +246,15 @@ impl<'a> Engine<'a> {
         failed: usize,
     ) -> AttachmentReport {
         let mut report = AttachmentReport::default();
-        for attachment in state.attachments[..=failed].iter().rev() {
+        for (index, attachment) in state.attachments[..=failed].iter().enumerate().rev() {
             let delegate = &attachment.delegate;
             let label = format!("{} ({})", delegate.network, delegate.ifname);
             match invoker.del(delegate, attachment.result.as_ref()).await {
                 Ok(()) => report.rolled_back.push(label),
+                // The failed delegate's binary is missing: it never ran, nothing to undo.
+                Err(ExecError::NotFound { .. }) if index == failed => {
+                    report.rolled_back.push(label);
+                }
                 Err(e) => report.not_rolled_back.push(format!("{label}: {e}")),
             }
         }
@@ -373,13 +413,16 @@ impl<'a> Engine<'a> {
             .lock(&self.request.container_id)
             .await
             .map_err(|e| self.state_error(e))?;
-        let state = store
+        let Some(state) = store
             .load(&self.request.container_id)
             .map_err(|e| self.state_error(e))?
-            .ok_or_else(|| MultusError::UnknownContainer {
+        else {
+            self.forget_unrecorded();
+            return Err(MultusError::UnknownContainer {
                 pod: self.request.pod.clone(),
                 container_id: self.request.container_id.clone(),
-            })?;
+            });
+        };
         let invoker = self.invoker();
         for attachment in &state.attachments {
             let delegate = &attachment.delegate;

@@ -630,21 +630,35 @@ fn gc_tears_down_invalid_sandboxes_and_forwards_valid_attachments() {
     world.exec.calls.lock().unwrap().clear();
     world.exec.containers.lock().unwrap().clear();
 
-    let gc_conf = conf_1_1(json!({"cni.dev/valid-attachments": [{"containerID": "c2", "ifname": "eth0"}]}));
+    let gc_conf =
+        conf_1_1(json!({"cni.dev/valid-attachments": [{"containerID": "c2", "ifname": "eth0"}]}));
     run(&world, &gc_conf, Command::Gc).unwrap();
 
     let summary = world.exec.summary();
     assert_eq!(
         &summary[..5],
-        &["DEL tuning net2", "DEL macvlan net2", "DEL bridge net1", "DEL ptp eth0", "GC ptp "],
+        &[
+            "DEL tuning net2",
+            "DEL macvlan net2",
+            "DEL bridge net1",
+            "DEL ptp eth0",
+            "GC ptp "
+        ],
         "{summary:?}"
     );
-    assert!(world.exec.containers.lock().unwrap()[..4].iter().all(|c| c == "c1"));
+    assert!(
+        world.exec.containers.lock().unwrap()[..4]
+            .iter()
+            .all(|c| c == "c1")
+    );
     assert!(world.state.load("c1").unwrap().is_none());
     assert!(world.state.load("c2").unwrap().is_some());
     let calls = world.exec.calls();
     let gc = &calls[4].3;
-    assert_eq!(gc["cni.dev/valid-attachments"], json!([{"containerID": "c2", "ifname": "eth0"}]));
+    assert_eq!(
+        gc["cni.dev/valid-attachments"],
+        json!([{"containerID": "c2", "ifname": "eth0"}])
+    );
     // Only 1.1.0 configs get GC: blue is 1.0.0 and chain is 0.4.0.
     assert_eq!(summary.len(), 5, "{summary:?}");
 }
