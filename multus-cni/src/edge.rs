@@ -8,9 +8,9 @@ use multus_core::cni::{CniError, CniVersion, ErrorCode};
 use multus_core::config::MultusConf;
 use multus_core::engine::{Engine, MultusError, Seams};
 use multus_core::request::{CniRequest, Command};
-use multus_core::seams::ClusterApi;
+use multus_core::seams::{ApiError, ClusterApi};
 
-use crate::cluster::{FileClusterApi, NoClusterApi};
+use crate::cluster::{ApiSource, FileClusterApi, KubeClusterApi, NoClusterApi};
 use crate::exec::ProcessExec;
 use crate::files::FsConfigFiles;
 use crate::netns::NetnsInspector;
@@ -61,7 +61,13 @@ pub fn run(env: &BTreeMap<String, String>, stdin: Vec<u8>) -> Outcome {
         conf.log_to_stderr,
     );
     let version = conf.cni_version.as_str();
-    match pollster::block_on(dispatch(&conf, &request)) {
+    let source = ApiSource::for_conf(&conf, |key| std::env::var(key).ok());
+    let result = if source.is_kubernetes() {
+        run_with_kubernetes(&conf, &request, &source)
+    } else {
+        pollster::block_on(dispatch(&conf, &request, cluster_api(&conf).as_ref()))
+    };
+    match result {
         Ok(stdout) => Outcome::success(stdout),
         Err(e) => {
             tracing::error!(command = %request.command, container = %request.container_id, error = %e, "CNI request failed");
@@ -70,12 +76,35 @@ pub fn run(env: &BTreeMap<String, String>, stdin: Vec<u8>) -> Outcome {
     }
 }
 
-async fn dispatch(conf: &MultusConf, request: &CniRequest) -> Result<Vec<u8>, MultusError> {
-    let api = cluster_api(conf);
+/// The Kubernetes path: a current-thread tokio runtime for kube-rs, made only here, with
+/// the whole request run on it (so that the NAD GETs of one pod are concurrent).
+fn run_with_kubernetes(
+    conf: &MultusConf,
+    request: &CniRequest,
+    source: &ApiSource,
+) -> Result<Vec<u8>, MultusError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| MultusError::Api {
+            pod: request.pod.clone(),
+            source: ApiError::Other(format!("cannot start the I/O runtime: {e}")),
+        })?;
+    runtime.block_on(async {
+        let api = KubeClusterApi::connect(source, conf).await;
+        dispatch(conf, request, &api).await
+    })
+}
+
+async fn dispatch(
+    conf: &MultusConf,
+    request: &CniRequest,
+    api: &dyn ClusterApi,
+) -> Result<Vec<u8>, MultusError> {
     let state = FileStateStore::new(&conf.cni_dir);
     let exec = ProcessExec::default();
     let seams = Seams {
-        api: api.as_ref(),
+        api,
         exec: &exec,
         state: &state,
         netns: &NetnsInspector,
@@ -92,7 +121,7 @@ async fn dispatch(conf: &MultusConf, request: &CniRequest) -> Result<Vec<u8>, Mu
     }
 }
 
-/// The cluster source the configuration asks for: file-based NADs, or none.
+/// The cluster source without a Kubernetes API: file-based NADs, or none.
 pub fn cluster_api(conf: &MultusConf) -> Box<dyn ClusterApi> {
     match &conf.network_attachment_dir {
         Some(dir) => Box::new(FileClusterApi::new(dir)),

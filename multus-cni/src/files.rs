@@ -1,6 +1,7 @@
 //! CNI config files read from the node's file system.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use multus_core::seams::ConfigFiles;
 
@@ -38,6 +39,27 @@ impl ConfigFiles for FsConfigFiles {
             })
             .collect())
     }
+
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+
+    /// Polls with `std::thread::sleep`: the thin plugin has nothing else to do meanwhile
+    /// (on the Kubernetes path no request is in flight yet when it waits).
+    fn wait_for(&self, path: &Path, timeout: Duration, interval: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if path.exists() {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            tracing::info!(path = %path.display(), "waiting for readinessindicatorfile");
+            std::thread::sleep(interval.min(deadline - now));
+        }
+    }
 }
 
 /// Whether the file name ends in one of `extensions`.
@@ -65,5 +87,24 @@ mod tests {
             .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(listed, vec!["10-a.conf", "20-b.conflist", "30-c.json"]);
+    }
+
+    #[test]
+    fn waits_for_a_file_within_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ready");
+        let started = Instant::now();
+        let short = Duration::from_millis(30);
+        assert!(!FsConfigFiles.wait_for(&path, Duration::from_millis(100), short));
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        let writer = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                std::fs::write(path, "").unwrap();
+            })
+        };
+        assert!(FsConfigFiles.wait_for(&path, Duration::from_secs(5), short));
+        writer.join().unwrap();
     }
 }

@@ -9,6 +9,7 @@
 //! Run with `cargo run -p multus-core --example embed`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -18,8 +19,8 @@ use multus_core::engine::{Engine, Seams};
 use multus_core::nad::{NetworkAttachmentDefinition, NetworkStatus, parse_manifests};
 use multus_core::request::{CniRequest, PodRef};
 use multus_core::seams::{
-    ApiError, ClusterApi, ConfigFiles, DelegateExec, ExecError, ExecRequest, NetnsError, NetnsOps,
-    PodEvent, PodInfo, StateError, StateLock, StateStore,
+    ApiError, ClusterApi, ConfigFiles, DefaultRoute, DelegateExec, ExecError, ExecRequest,
+    NetnsError, NetnsOps, PodEvent, PodInfo, StateError, StateLock, StateStore,
 };
 use multus_core::state::SandboxState;
 
@@ -113,6 +114,18 @@ struct EmptyNetns;
 impl NetnsOps for EmptyNetns {
     async fn link_exists(&self, _: &str, _: &str) -> Result<bool, NetnsError> {
         Ok(false)
+    }
+    async fn link_addresses(&self, _: &str, _: &str) -> Result<Option<Vec<IpAddr>>, NetnsError> {
+        Ok(None)
+    }
+    async fn default_routes(&self, _: &str) -> Result<Vec<DefaultRoute>, NetnsError> {
+        Ok(Vec::new())
+    }
+    async fn replace_default_route(&self, _: &str, _: &str, _: IpAddr) -> Result<(), NetnsError> {
+        Ok(())
+    }
+    async fn remove_default_routes(&self, _: &str, _: &str) -> Result<(), NetnsError> {
+        Ok(())
     }
 }
 

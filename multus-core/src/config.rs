@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -19,6 +20,12 @@ pub const DEFAULT_BIN_DIR: &str = "/opt/cni/bin";
 pub const DEFAULT_MULTUS_NAMESPACE: &str = "kube-system";
 /// Default delegate timeout in seconds.
 pub const DEFAULT_DELEGATE_TIMEOUT_SECS: u64 = 120;
+/// Default time limit of one Kubernetes API request, in seconds.
+pub const DEFAULT_API_TIMEOUT_SECS: f64 = 10.0;
+/// Default number of retries of a Kubernetes API request that failed transiently.
+pub const DEFAULT_API_RETRIES: u32 = 3;
+/// Default wait for `readinessindicatorfile`, in seconds (upstream's 45 s).
+pub const DEFAULT_READINESS_TIMEOUT_SECS: f64 = 45.0;
 
 /// Errors found while reading the Multus configuration.
 #[derive(Debug, thiserror::Error)]
@@ -59,9 +66,10 @@ pub struct LogOptions {
 /// The parsed Multus configuration.
 ///
 /// Every upstream key is accepted with upstream's default; unknown keys are ignored
-/// (and logged at debug level). The keys `networkAttachmentDir`, `podAnnotationsFrom` and
-/// `delegateTimeoutSeconds` are multus-rs additions, documented in
-/// `docs/configuration.md`.
+/// (and logged at debug level). The keys `networkAttachmentDir`, `podAnnotationsFrom`,
+/// `delegateTimeoutSeconds`, `apiTimeoutSeconds`, `apiRetries`,
+/// `readinessIndicatorTimeoutSeconds` and `trustRuntimeAnnotations` are multus-rs
+/// additions, documented in `docs/configuration.md`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MultusConf {
     /// CNI `name` of the Multus network.
@@ -116,6 +124,18 @@ pub struct MultusConf {
     pub pod_annotations_from: PodAnnotationsSource,
     /// Time limit for one delegate plugin call (multus-rs).
     pub delegate_timeout_secs: u64,
+    /// Time limit of one Kubernetes API request (multus-rs `apiTimeoutSeconds`).
+    pub api_timeout: Duration,
+    /// Retries of a Kubernetes API request after a connection error, a 5xx or a 429
+    /// (multus-rs `apiRetries`).
+    pub api_retries: u32,
+    /// How long ADD, STATUS and GC wait for `readinessindicatorfile` (multus-rs
+    /// `readinessIndicatorTimeoutSeconds`).
+    pub readiness_indicator_timeout: Duration,
+    /// With a Kubernetes API: take the pod's annotations from the runtime's
+    /// `io.kubernetes.cri.pod-annotations` when it passed them, and skip the pod GET
+    /// (multus-rs `trustRuntimeAnnotations`).
+    pub trust_runtime_annotations: bool,
     /// GC only: the attachments the runtime still uses (`cni.dev/valid-attachments`).
     pub valid_attachments: Vec<ValidAttachment>,
 }
@@ -185,6 +205,11 @@ struct RawConf {
     #[serde(default)]
     pod_annotations_from: PodAnnotationsSource,
     delegate_timeout_seconds: Option<u64>,
+    api_timeout_seconds: Option<f64>,
+    api_retries: Option<u32>,
+    readiness_indicator_timeout_seconds: Option<f64>,
+    #[serde(default)]
+    trust_runtime_annotations: bool,
     #[serde(default, rename = "cni.dev/valid-attachments")]
     valid_attachments: Vec<ValidAttachment>,
     #[serde(flatten)]
@@ -274,6 +299,13 @@ impl MultusConf {
                 .delegate_timeout_seconds
                 .filter(|s| *s > 0)
                 .unwrap_or(DEFAULT_DELEGATE_TIMEOUT_SECS),
+            api_timeout: seconds(raw.api_timeout_seconds, DEFAULT_API_TIMEOUT_SECS),
+            api_retries: raw.api_retries.unwrap_or(DEFAULT_API_RETRIES),
+            readiness_indicator_timeout: seconds(
+                raw.readiness_indicator_timeout_seconds,
+                DEFAULT_READINESS_TIMEOUT_SECS,
+            ),
+            trust_runtime_annotations: raw.trust_runtime_annotations,
             valid_attachments: raw.valid_attachments,
         })
     }
@@ -295,6 +327,14 @@ impl MultusConf {
                 .collect(),
         )
     }
+}
+
+/// A positive, finite number of seconds (at most a day), else the default.
+fn seconds(value: Option<f64>, default: f64) -> Duration {
+    let secs = value
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(default, |s| s.min(86_400.0));
+    Duration::from_secs_f64(secs)
 }
 
 fn non_empty_or(path: Option<PathBuf>, default: &str) -> PathBuf {
@@ -354,6 +394,27 @@ mod tests {
         let err =
             MultusConf::parse(br#"{"cniVersion":"9.9.9","delegates":[{"type":"a"}]}"#).unwrap_err();
         assert!(matches!(err, ConfigError::Version(_)));
+    }
+
+    #[test]
+    fn api_and_readiness_keys_have_defaults_and_accept_fractions() {
+        let conf = MultusConf::parse(br#"{"delegates":[{"type":"a"}]}"#).unwrap();
+        assert_eq!(conf.api_timeout, Duration::from_secs(10));
+        assert_eq!(conf.api_retries, 3);
+        assert_eq!(conf.readiness_indicator_timeout, Duration::from_secs(45));
+        assert!(!conf.trust_runtime_annotations);
+        let conf = MultusConf::parse(
+            br#"{"delegates":[{"type":"a"}],"apiTimeoutSeconds":0.5,"apiRetries":0,
+                "readinessIndicatorTimeoutSeconds":2,"trustRuntimeAnnotations":true}"#,
+        )
+        .unwrap();
+        assert_eq!(conf.api_timeout, Duration::from_millis(500));
+        assert_eq!(conf.api_retries, 0);
+        assert_eq!(conf.readiness_indicator_timeout, Duration::from_secs(2));
+        assert!(conf.trust_runtime_annotations);
+        let conf =
+            MultusConf::parse(br#"{"delegates":[{"type":"a"}],"apiTimeoutSeconds":-1}"#).unwrap();
+        assert_eq!(conf.api_timeout, Duration::from_secs(10));
     }
 
     #[test]

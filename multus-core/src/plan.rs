@@ -21,6 +21,8 @@ use crate::nad::{
 use crate::request::CniRequest;
 use crate::seams::{ApiError, ClusterApi, ConfigFiles};
 
+mod prefetch;
+
 /// One delegate to run, with everything needed to run it again on DEL.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -164,6 +166,7 @@ pub struct Planner<'a> {
     request: &'a CniRequest,
     api: &'a dyn ClusterApi,
     files: &'a dyn ConfigFiles,
+    prefetched: prefetch::Prefetched,
 }
 
 impl std::fmt::Debug for Planner<'_> {
@@ -187,6 +190,7 @@ impl<'a> Planner<'a> {
             request,
             api,
             files,
+            prefetched: prefetch::Prefetched::default(),
         }
     }
 
@@ -213,6 +217,13 @@ impl<'a> Planner<'a> {
             ),
             None => None,
         };
+        // Refuse bad annotations before any API read, then fetch every NAD concurrently.
+        let selections = self.annotation_networks(annotations)?;
+        for selection in &selections {
+            self.check_isolation(selection)?;
+        }
+        let references = self.nad_references(cluster_selection.as_ref(), &selections);
+        self.prefetched.fetch(self.api, references).await;
         match &cluster_selection {
             Some(selection) => {
                 entries.push((
@@ -231,8 +242,7 @@ impl<'a> Planner<'a> {
                 entries.push((self.resolve_reference(name).await?, None));
             }
         }
-        for selection in self.annotation_networks(annotations)? {
-            self.check_isolation(&selection)?;
+        for selection in selections {
             let resolved = self
                 .resolve_nad(&selection.namespace, &selection.name)
                 .await?;
@@ -423,10 +433,11 @@ impl<'a> Planner<'a> {
 
     async fn resolve_nad(&self, namespace: &str, name: &str) -> Result<Resolved, PlanError> {
         let network = format!("{namespace}/{name}");
-        let nad = self
-            .api
-            .network_attachment(namespace, name)
-            .await
+        let fetched = match self.prefetched.get(namespace, name) {
+            Some(answer) => answer,
+            None => self.api.network_attachment(namespace, name).await,
+        };
+        let nad = fetched
             .map_err(|source| PlanError::Api {
                 network: network.clone(),
                 source,

@@ -52,6 +52,12 @@ pub struct PodEvent {
 /// Access to pods and NetworkAttachmentDefinitions.
 #[async_trait]
 pub trait ClusterApi: Send + Sync {
+    /// Whether this source really knows the cluster's pods (a Kubernetes API), so that
+    /// `pod` returning `None` means "the pod does not exist". Sources without pods
+    /// (file-based NADs, no cluster) keep the default `false`.
+    fn has_pods(&self) -> bool {
+        false
+    }
     /// The pod, or `None` when it does not exist or this source has no pods.
     async fn pod(&self, pod: &PodRef) -> Result<Option<PodInfo>, ApiError>;
     /// A NetworkAttachmentDefinition, or `None` when it does not exist.
@@ -220,9 +226,42 @@ pub enum NetnsError {
     },
 }
 
+/// A default route inside the pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DefaultRoute {
+    /// The interface it leaves through.
+    pub ifname: String,
+    /// Its gateway, if any.
+    pub gateway: Option<std::net::IpAddr>,
+    /// IPv4 (else IPv6).
+    pub ipv4: bool,
+}
+
 /// What multus itself does inside the pod's network namespace.
 #[async_trait]
 pub trait NetnsOps: Send + Sync {
+    /// The addresses on `ifname`, or `None` when there is no such interface.
+    async fn link_addresses(
+        &self,
+        netns: &str,
+        ifname: &str,
+    ) -> Result<Option<Vec<std::net::IpAddr>>, NetnsError>;
+
+    /// The default routes of the pod (main table, both families).
+    async fn default_routes(&self, netns: &str) -> Result<Vec<DefaultRoute>, NetnsError>;
+
+    /// Make `default via gateway dev ifname` the pod's only default route of the
+    /// gateway's family.
+    async fn replace_default_route(
+        &self,
+        netns: &str,
+        ifname: &str,
+        gateway: std::net::IpAddr,
+    ) -> Result<(), NetnsError>;
+
+    /// Delete every default route that leaves through `ifname`.
+    async fn remove_default_routes(&self, netns: &str, ifname: &str) -> Result<(), NetnsError>;
+
     /// Whether a link with this name exists in the namespace.
     async fn link_exists(&self, netns: &str, ifname: &str) -> Result<bool, NetnsError>;
 
@@ -252,4 +291,20 @@ pub trait ConfigFiles: Send + Sync {
     /// The `*.conf`, `*.json` and `*.conflist` files of a directory with their contents,
     /// sorted by path.
     fn list_configs(&self, dir: &Path) -> std::io::Result<Vec<(PathBuf, Vec<u8>)>>;
+    /// Whether something exists at the path.
+    fn exists(&self, path: &Path) -> bool {
+        self.is_dir(path) || self.read(path).is_ok()
+    }
+    /// Wait until something exists at `path`, checking every `interval` for at most
+    /// `timeout`; whether it exists. The default checks once: implementations that may
+    /// block the calling thread (the thin plugin) poll.
+    fn wait_for(
+        &self,
+        path: &Path,
+        timeout: std::time::Duration,
+        interval: std::time::Duration,
+    ) -> bool {
+        let _ = (timeout, interval);
+        self.exists(path)
+    }
 }

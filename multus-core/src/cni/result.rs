@@ -15,7 +15,10 @@
 //!
 //! Keys that multus-rs does not know in interfaces, IPs, routes and `dns` are kept in
 //! their `extra` maps and written back at every version, so nothing a plugin returned is
-//! lost when rendering at the same or a newer version. On output, absent options and
+//! lost when rendering at the same or a newer version. The one exception is a key that
+//! names a field of the layout being written (`interface` from a 0.1.0/0.2.0 address at
+//! 0.3.0 and later, `routes` from a later address at 0.1.0/0.2.0): it is dropped, as it
+//! would be read back as that field. On output, absent options and
 //! empty lists are omitted (libcni's `omitempty`), except `dns`, which is always written.
 
 use std::net::IpAddr;
@@ -279,7 +282,9 @@ impl CniResult {
         put(&mut object, "gateway", &ip.gateway);
         let routes = self.routes.iter().filter(|r| r.is_ipv4() == v4);
         put_list(&mut object, "routes", routes.map(|r| r.to_object(version)));
-        add_extra(&mut object, &ip.extra);
+        // An unknown `routes` key of a 1.x address would be read back as this family's
+        // routes (and fail to parse when it is not a list of routes).
+        add_extra_except(&mut object, &ip.extra, &["routes"]);
         Some(Value::Object(object))
     }
 }
@@ -344,7 +349,9 @@ impl IpConfig {
         put(&mut object, "interface", &self.interface);
         object.insert("address".into(), self.address.clone().into());
         put(&mut object, "gateway", &self.gateway);
-        add_extra(&mut object, &self.extra);
+        // An unknown `interface` key of a 0.1.0/0.2.0 `ip4`/`ip6` object would be read
+        // back as the interface index (and fail to parse when it is not one).
+        add_extra_except(&mut object, &self.extra, &["interface"]);
         Value::Object(object)
     }
 }
@@ -483,8 +490,17 @@ fn put_list(object: &mut Map<String, Value>, key: &str, items: impl Iterator<Ite
 
 /// Add the unknown keys; they never replace a known one.
 fn add_extra(object: &mut Map<String, Value>, extra: &Extra) {
+    add_extra_except(object, extra, &[]);
+}
+
+/// Add the unknown keys except `reserved` ones (keys of the rendered layout that an
+/// object parsed from another layout may carry as unknown keys); they never replace a
+/// known one.
+fn add_extra_except(object: &mut Map<String, Value>, extra: &Extra, reserved: &[&str]) {
     for (key, value) in extra {
-        object.entry(key.clone()).or_insert_with(|| value.clone());
+        if !reserved.contains(&key.as_str()) {
+            object.entry(key.clone()).or_insert_with(|| value.clone());
+        }
     }
 }
 

@@ -116,6 +116,20 @@ pub enum MultusError {
         /// What was rolled back.
         report: AttachmentReport,
     },
+    /// The requested default route could not be set; every attachment was rolled back.
+    #[error("Multus: [{pod}:{network}]: cannot set the default route through {ifname}: {source}")]
+    DefaultRoute {
+        /// The pod.
+        pod: PodRef,
+        /// The network that asked for the default route.
+        network: String,
+        /// Its interface.
+        ifname: String,
+        /// The namespace error.
+        source: NetnsError,
+        /// What was rolled back.
+        report: AttachmentReport,
+    },
     /// One or more delegate DELs failed (every delegate was still tried).
     #[error("Multus: [{pod}]: error deleting networks: {}", join(.failures))]
     Del {
@@ -161,6 +175,31 @@ pub enum MultusError {
         pod: PodRef,
         /// The API error.
         source: ApiError,
+    },
+    /// The pod the API returned is not the pod of this sandbox (it was deleted and
+    /// re-created under the same name); static pods are exempt.
+    #[error("Multus: [{pod}]: expected pod UID {expected:?} but got {actual:?} from Kube API")]
+    PodUidMismatch {
+        /// The pod, as the runtime named it.
+        pod: PodRef,
+        /// `K8S_POD_UID`.
+        expected: String,
+        /// The UID of the API's pod.
+        actual: String,
+    },
+    /// `readinessindicatorfile` did not appear in time.
+    #[error(
+        "Multus: {command}: have you checked that your default network is ready? still waiting for readinessindicatorfile @ {}. pollimmediate error: timed out waiting for the condition ({} s)",
+        .path.display(),
+        .waited.as_secs_f64()
+    )]
+    NotReady {
+        /// The CNI command that waited.
+        command: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// How long it waited.
+        waited: std::time::Duration,
     },
     /// A network is not ready (STATUS).
     #[error("Multus: network {network:?} is not ready: {source}")]
@@ -220,6 +259,7 @@ impl MultusError {
             },
             Self::InterfaceExists { .. } => ErrorCode::InvalidInterface,
             Self::Netns { .. } => ErrorCode::InvalidEnvironment,
+            Self::DefaultRoute { .. } => ErrorCode::IoFailure,
             Self::Add { source, .. } => return source.cni_code(),
             Self::Del { failures, .. } => {
                 return failures
@@ -237,6 +277,9 @@ impl MultusError {
             Self::UnknownContainer { .. } => ErrorCode::UnknownContainer,
             Self::State { .. } => ErrorCode::StateFailure,
             Self::Api { .. } => ErrorCode::ApiFailure,
+            Self::PodUidMismatch { .. } => ErrorCode::InvalidEnvironment,
+            Self::NotReady { command, .. } if *command == "STATUS" => ErrorCode::PluginNotAvailable,
+            Self::NotReady { .. } => ErrorCode::TryAgainLater,
         };
         code.code()
     }
@@ -250,7 +293,9 @@ impl MultusError {
             details: String::new(),
         };
         match self {
-            Self::Add { report, .. } => error.with_details(report.to_string()),
+            Self::Add { report, .. } | Self::DefaultRoute { report, .. } => {
+                error.with_details(report.to_string())
+            }
             _ => error,
         }
     }

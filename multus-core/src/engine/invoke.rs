@@ -48,7 +48,8 @@ impl Invoker<'_> {
     }
 
     /// DEL: run the plugins in reverse order with the cached result as `prevResult`
-    /// (CNI 0.4.0 and later). Every plugin is tried; the first error is returned.
+    /// (CNI 0.4.0 and later). Every plugin is tried; the first error is returned, a
+    /// missing binary's only when no plugin that ran failed.
     pub async fn del(
         &self,
         delegate: &PlannedDelegate,
@@ -72,7 +73,16 @@ impl Invoker<'_> {
                 .await
             {
                 tracing::warn!(network = %delegate.network, plugin = plugin_type, error = %e, "delegate DEL failed");
-                first_error.get_or_insert(e);
+                // A missing binary ran nothing: any other failure says more about what
+                // is left, so it takes precedence.
+                let replace = match &first_error {
+                    None => true,
+                    Some(ExecError::NotFound { .. }) => !matches!(e, ExecError::NotFound { .. }),
+                    Some(_) => false,
+                };
+                if replace {
+                    first_error = Some(e);
+                }
             }
         }
         first_error.map_or(Ok(()), Err)

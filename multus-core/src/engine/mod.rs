@@ -4,8 +4,11 @@
 //! when one fails, deletes every delegate already attempted in reverse order. DEL works
 //! from the persisted plan alone, tries every delegate and reports all failures together.
 
+mod default_route;
 mod error;
 mod invoke;
+mod pod;
+mod readiness;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -87,25 +90,6 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// The pod's annotations: from the API when it knows the pod, else from the runtime.
-    async fn pod_annotations(&self) -> Result<Option<BTreeMap<String, String>>, MultusError> {
-        if self.request.pod.is_known() {
-            let pod = self
-                .seams
-                .api
-                .pod(&self.request.pod)
-                .await
-                .map_err(|source| MultusError::Api {
-                    pod: self.request.pod.clone(),
-                    source,
-                })?;
-            if let Some(pod) = pod {
-                return Ok(Some(pod.annotations));
-            }
-        }
-        Ok(self.conf.runtime_pod_annotations())
-    }
-
     async fn plan(
         &self,
         annotations: Option<&BTreeMap<String, String>>,
@@ -122,13 +106,19 @@ impl<'a> Engine<'a> {
     /// ADD: attach every planned network; returns the cluster network's result rendered
     /// in multus' configured cniVersion.
     pub async fn add(&self) -> Result<Vec<u8>, MultusError> {
+        self.wait_until_ready("ADD")?;
         let store = self.seams.state;
         let _lock = store
             .lock(&self.request.container_id)
             .await
             .map_err(|e| self.state_error(e))?;
         let plan = match self.plan_add().await {
-            Ok(plan) => plan,
+            Ok(Some(plan)) => plan,
+            // The pod is gone: upstream's empty success, nothing attached (pod.rs).
+            Ok(None) => {
+                self.forget_unrecorded();
+                return Ok(self.pod_gone_result());
+            }
             Err(e) => {
                 self.forget_unrecorded();
                 return Err(e);
@@ -156,6 +146,23 @@ impl<'a> Engine<'a> {
             }
         }
 
+        let netns = &self.request.netns;
+        if let Err(failure) =
+            default_route::apply(self.seams.netns, netns, &mut state.attachments).await
+        {
+            let last = state.attachments.len().saturating_sub(1);
+            let report = self.roll_back(&invoker, &state, last).await;
+            self.finish_failed_add(&report);
+            let delegate = &state.attachments[failure.index].delegate;
+            return Err(MultusError::DefaultRoute {
+                pod: self.request.pod.clone(),
+                network: delegate.network.clone(),
+                ifname: delegate.ifname.clone(),
+                source: failure.source,
+                report,
+            });
+        }
+
         state.network_status = self.network_status(&state);
         state.phase = Phase::Added;
         store.save(&state).map_err(|e| self.state_error(e))?;
@@ -164,11 +171,23 @@ impl<'a> Engine<'a> {
     }
 
     /// Plan an ADD and check that every interface name is free; nothing has run yet.
-    async fn plan_add(&self) -> Result<Plan, MultusError> {
-        let annotations = self.pod_annotations().await?;
-        let plan = self.plan(annotations.as_ref()).await?;
+    /// `None` when the API says the pod is gone.
+    async fn plan_add(&self) -> Result<Option<Plan>, MultusError> {
+        let annotations = match self.lookup_pod_for_add().await? {
+            pod::PodLookup::Annotations(annotations) => annotations,
+            pod::PodLookup::Gone => return Ok(None),
+        };
+        let plan = match self.plan(annotations.as_ref()).await {
+            Ok(plan) => plan,
+            Err(e) => {
+                if let MultusError::Plan { source, .. } = &e {
+                    self.report_missing_network(source).await;
+                }
+                return Err(e);
+            }
+        };
         self.ensure_ifnames_free(&plan).await?;
-        Ok(plan)
+        Ok(Some(plan))
     }
 
     /// After a request refused before anything ran: remove the lock file taken for it,
@@ -290,13 +309,17 @@ impl<'a> Engine<'a> {
             .collect()
     }
 
-    /// Write network-status and events (best effort: the networks are attached).
+    /// Write network-status and events (best effort: the networks are attached), all
+    /// at once.
     async fn publish(&self, state: &SandboxState) {
         let api = self.seams.api;
         let pod = &self.request.pod;
-        if let Err(e) = api.set_network_status(pod, &state.network_status).await {
-            tracing::warn!(%pod, error = %e, "could not record network-status");
-        }
+        let status = async {
+            if let Err(e) = api.set_network_status(pod, &state.network_status).await {
+                tracing::warn!(%pod, error = %e, "could not record network-status");
+            }
+        };
+        let mut events = Vec::new();
         for attachment in &state.attachments {
             let Some(result) = parse_result(attachment) else {
                 continue;
@@ -312,10 +335,13 @@ impl<'a> Engine<'a> {
                     attachment.delegate.network
                 ),
             };
-            if let Err(e) = api.emit_event(pod, &event).await {
-                tracing::debug!(%pod, error = %e, "could not record event");
-            }
+            events.push(async move {
+                if let Err(e) = api.emit_event(pod, &event).await {
+                    tracing::debug!(%pod, error = %e, "could not record event");
+                }
+            });
         }
+        futures_util::future::join(status, futures_util::future::join_all(events)).await;
     }
 
     fn cluster_result(&self, state: &SandboxState) -> String {
@@ -335,17 +361,18 @@ impl<'a> Engine<'a> {
     /// DEL: detach every recorded delegate in reverse order. Without a record, the plan is
     /// rebuilt from the configuration (and the annotations, when available).
     pub async fn del(&self) -> Result<(), MultusError> {
+        self.warn_if_not_ready();
         let store = self.seams.state;
         let _lock = store
             .lock(&self.request.container_id)
             .await
             .map_err(|e| self.state_error(e))?;
-        let attachments = match store.load(&self.request.container_id) {
-            Ok(Some(state)) => state.attachments,
-            Ok(None) => self.rebuild_for_del().await?,
+        let (attachments, recorded) = match store.load(&self.request.container_id) {
+            Ok(Some(state)) => (state.attachments, true),
+            Ok(None) => (self.rebuild_for_del().await?, false),
             Err(e @ StateError::Corrupt { .. }) => {
                 tracing::warn!(error = %e, "state is corrupt; rebuilding the plan from configuration");
-                self.rebuild_for_del().await?
+                (self.rebuild_for_del().await?, false)
             }
             Err(e) => return Err(self.state_error(e)),
         };
@@ -353,12 +380,19 @@ impl<'a> Engine<'a> {
         let mut failures = Vec::new();
         for attachment in attachments.iter().rev() {
             let delegate = &attachment.delegate;
-            if let Err(error) = invoker.del(delegate, attachment.result.as_ref()).await {
-                failures.push(DelegateFailure {
+            match invoker.del(delegate, attachment.result.as_ref()).await {
+                Ok(()) => {}
+                // Without a record nothing says this network was ever attached, and a
+                // plugin that is not installed cannot have attached it: failing would
+                // only leave the sandbox stuck.
+                Err(ExecError::NotFound { plugin, .. }) if !recorded => {
+                    tracing::warn!(network = %delegate.network, plugin, "plugin not installed; nothing recorded to delete");
+                }
+                Err(error) => failures.push(DelegateFailure {
                     network: delegate.network.clone(),
                     ifname: delegate.ifname.clone(),
                     error,
-                });
+                }),
             }
         }
         failures.reverse();
@@ -380,13 +414,7 @@ impl<'a> Engine<'a> {
     /// Without a record: plan as ADD would; if the annotation networks cannot be
     /// resolved any more, still detach what the configuration alone determines.
     async fn rebuild_for_del(&self) -> Result<Vec<Attachment>, MultusError> {
-        let annotations = match self.pod_annotations().await {
-            Ok(annotations) => annotations,
-            Err(e) => {
-                tracing::warn!(error = %e, "pod annotations unavailable for DEL");
-                None
-            }
-        };
+        let annotations = self.pod_annotations_for_del().await;
         let plan = match self.plan(annotations.as_ref()).await {
             Ok(plan) => plan,
             Err(e) if annotations.is_some() => {
@@ -433,20 +461,23 @@ impl<'a> Engine<'a> {
                 reason,
                 code,
             };
-            match self
+            let present = self
                 .seams
                 .netns
-                .link_exists(&self.request.netns, &delegate.ifname)
+                .link_addresses(&self.request.netns, &delegate.ifname)
                 .await
-            {
-                Ok(true) => {}
-                Ok(false) => {
-                    return Err(check_error(
-                        "interface is missing from the pod's network namespace".into(),
-                        crate::cni::ErrorCode::InvalidInterface.code(),
-                    ));
-                }
-                Err(e) => return Err(netns_check_error(self, delegate, e)),
+                .map_err(|e| netns_check_error(self, delegate, e))?;
+            let Some(present) = present else {
+                return Err(check_error(
+                    "interface is missing from the pod's network namespace".into(),
+                    crate::cni::ErrorCode::InvalidInterface.code(),
+                ));
+            };
+            if let Some(missing) = missing_address(attachment, &present) {
+                return Err(check_error(
+                    format!("address {missing} is missing from the interface"),
+                    crate::cni::ErrorCode::InvalidInterface.code(),
+                ));
             }
             let supports_check = delegate
                 .config
@@ -489,6 +520,7 @@ impl<'a> Engine<'a> {
     /// answer STATUS and are taken as ready.
     pub async fn status(&self) -> Result<(), MultusError> {
         self.require_gc_and_status("STATUS")?;
+        self.wait_until_ready("STATUS")?;
         let invoker = self.invoker();
         for (network, config) in self.configured_networks().await? {
             if !config
@@ -512,6 +544,7 @@ impl<'a> Engine<'a> {
     /// (the sandbox's container ID and the interface that network created).
     pub async fn gc(&self) -> Result<(), MultusError> {
         self.require_gc_and_status("GC")?;
+        self.wait_until_ready("GC")?;
         let store = self.seams.state;
         let valid: HashSet<(&str, &str)> = self
             .conf
@@ -619,6 +652,30 @@ fn netns_check_error(
         network: delegate.network.clone(),
         source,
     }
+}
+
+/// The first address the attachment's cached result gave its interface that the
+/// interface no longer has.
+fn missing_address(attachment: &Attachment, present: &[std::net::IpAddr]) -> Option<String> {
+    let result = parse_result(attachment)?;
+    let ifname = &attachment.delegate.ifname;
+    let own_index = result
+        .interfaces
+        .iter()
+        .position(|i| i.is_in_sandbox() && &i.name == ifname);
+    result
+        .ips
+        .iter()
+        .filter(|ip| match (ip.interface, own_index) {
+            (Some(index), Some(own)) => index == own,
+            (Some(_), None) => false,
+            (None, _) => true,
+        })
+        .map(|ip| ip.ip().to_owned())
+        .find(|ip| {
+            ip.parse::<std::net::IpAddr>()
+                .is_ok_and(|addr| !present.contains(&addr))
+        })
 }
 
 fn parse_result(attachment: &Attachment) -> Option<CniResult> {

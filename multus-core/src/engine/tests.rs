@@ -50,6 +50,7 @@ struct FakeExec {
     failing_add: BTreeSet<String>,
     failing_del: BTreeSet<String>,
     failing_status: BTreeSet<String>,
+    missing: BTreeSet<String>,
 }
 
 impl FakeExec {
@@ -78,6 +79,12 @@ impl DelegateExec for FakeExec {
             request.ifname.clone(),
             stdin.clone(),
         ));
+        if self.missing.contains(&request.plugin_type) {
+            return Err(ExecError::NotFound {
+                plugin: request.plugin_type,
+                searched: request.search_path,
+            });
+        }
         let failing = match request.command {
             Command::Add => &self.failing_add,
             Command::Status => &self.failing_status,
@@ -149,6 +156,11 @@ impl StateStore for FakeState {
 #[derive(Default)]
 struct FakeNetns {
     existing: BTreeSet<String>,
+    /// Interfaces whose address was removed behind multus' back.
+    stripped: BTreeSet<String>,
+    /// Route operations performed, in order.
+    route_ops: Mutex<Vec<String>>,
+    fail_routes: bool,
 }
 
 #[async_trait]
@@ -161,6 +173,47 @@ impl NetnsOps for FakeNetns {
             });
         }
         Ok(self.existing.contains(ifname))
+    }
+    async fn link_addresses(
+        &self,
+        netns: &str,
+        ifname: &str,
+    ) -> Result<Option<Vec<std::net::IpAddr>>, NetnsError> {
+        if !self.link_exists(netns, ifname).await? {
+            return Ok(None);
+        }
+        if self.stripped.contains(ifname) {
+            return Ok(Some(vec![]));
+        }
+        Ok(Some(vec!["10.0.0.2".parse().unwrap()]))
+    }
+    async fn default_routes(&self, _: &str) -> Result<Vec<crate::seams::DefaultRoute>, NetnsError> {
+        Ok(vec![])
+    }
+    async fn replace_default_route(
+        &self,
+        netns: &str,
+        ifname: &str,
+        gateway: std::net::IpAddr,
+    ) -> Result<(), NetnsError> {
+        self.route_ops
+            .lock()
+            .unwrap()
+            .push(format!("replace {ifname} via {gateway}"));
+        if self.fail_routes {
+            return Err(NetnsError::Other {
+                path: netns.into(),
+                reason: "Network is unreachable".into(),
+            });
+        }
+        Ok(())
+    }
+    async fn remove_default_routes(&self, _: &str, ifname: &str) -> Result<(), NetnsError> {
+        self.route_ops
+            .lock()
+            .unwrap()
+            .push(format!("remove {ifname}"));
+        Ok(())
     }
 }
 
@@ -661,4 +714,98 @@ fn gc_tears_down_invalid_sandboxes_and_forwards_valid_attachments() {
     );
     // Only 1.1.0 configs get GC: blue is 1.0.0 and chain is 0.4.0.
     assert_eq!(summary.len(), 5, "{summary:?}");
+}
+
+mod api;
+
+#[test]
+fn default_route_request_replaces_other_default_routes_in_pod_and_results() {
+    let world = World::new();
+    let networks = r#"[{"name":"blue","default-route":["10.0.0.1"]}]"#;
+    let out = add(&world, &conf(networks)).unwrap();
+    assert_eq!(
+        *world.netns.route_ops.lock().unwrap(),
+        vec!["replace net1 via 10.0.0.1"]
+    );
+    let state = world.state.load("c1").unwrap().unwrap();
+    let cluster = state.attachments[0].result.as_ref().unwrap();
+    let blue = state.attachments[1].result.as_ref().unwrap();
+    assert!(!default_route::has_default_route(cluster), "{cluster}");
+    assert!(default_route::has_default_route(blue), "{blue}");
+    // The runtime sees the cluster network without its default route, and the
+    // network-status gateway moved to blue.
+    let result: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(result["routes"], Value::Null, "{result}");
+    assert!(state.network_status[0].gateway.is_empty());
+    assert_eq!(state.network_status[1].gateway, vec!["10.0.0.1"]);
+}
+
+#[test]
+fn empty_default_route_removes_only_that_attachments_default() {
+    let world = World::new();
+    let networks = r#"[{"name":"blue","default-route":[]}]"#;
+    add(&world, &conf(networks)).unwrap();
+    assert_eq!(*world.netns.route_ops.lock().unwrap(), vec!["remove net1"]);
+    let state = world.state.load("c1").unwrap().unwrap();
+    assert!(default_route::has_default_route(
+        state.attachments[0].result.as_ref().unwrap()
+    ));
+    assert!(!default_route::has_default_route(
+        state.attachments[1].result.as_ref().unwrap()
+    ));
+}
+
+#[test]
+fn failed_default_route_rolls_everything_back() {
+    let mut world = World::new();
+    world.netns.fail_routes = true;
+    let networks = r#"[{"name":"blue","default-route":["10.0.0.1"]}]"#;
+    let err = add(&world, &conf(networks)).unwrap_err();
+    assert!(err.to_string().contains("default route"), "{err}");
+    assert_eq!(
+        world.exec.summary(),
+        vec![
+            "ADD ptp eth0",
+            "ADD bridge net1",
+            "DEL bridge net1",
+            "DEL ptp eth0"
+        ]
+    );
+    assert!(world.state.load("c1").unwrap().is_none());
+}
+
+#[test]
+fn check_reports_a_missing_address() {
+    let mut world = World::new();
+    add(&world, &conf("blue")).unwrap();
+    world
+        .netns
+        .existing
+        .extend(["eth0".to_owned(), "net1".to_owned()]);
+    world.netns.stripped.insert("net1".into());
+    let request = request(Command::Check);
+    let err = pollster::block_on(Engine::new(&conf("blue"), &request, world.seams()).check())
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("10.0.0.2") && msg.contains("net1"), "{msg}");
+}
+
+#[test]
+fn del_without_record_tolerates_a_plugin_that_is_not_installed() {
+    let mut world = World::new();
+    world.exec.missing.insert("bridge".into());
+    del(&world, &conf("blue")).unwrap();
+    assert_eq!(
+        world.exec.summary(),
+        vec!["DEL bridge net1", "DEL ptp eth0"]
+    );
+}
+
+#[test]
+fn del_with_a_record_reports_a_plugin_that_disappeared() {
+    let mut world = World::new();
+    add(&world, &conf("blue")).unwrap();
+    world.exec.missing.insert("bridge".into());
+    let err = del(&world, &conf("blue")).unwrap_err();
+    assert!(err.to_string().contains("bridge"), "{err}");
 }

@@ -1,10 +1,14 @@
-//! Network namespace inspection. `setns` happens only on a short-lived thread made for
-//! the purpose, never on the caller's thread.
+//! Network namespace inspection and route changes. `setns` happens only on a
+//! short-lived thread made for the purpose, never on the caller's thread.
+
+mod netlink;
 
 use std::fs::File;
 
 use async_trait::async_trait;
-use multus_core::seams::{NetnsError, NetnsOps};
+use std::net::IpAddr;
+
+use multus_core::seams::{DefaultRoute, NetnsError, NetnsOps};
 use nix::errno::Errno;
 use nix::sched::{CloneFlags, setns};
 
@@ -47,20 +51,96 @@ impl NetnsInspector {
     }
 }
 
+/// Whether `name` exists in the calling thread's network namespace.
+fn link_exists_here(path: &str, name: &str) -> Result<bool, NetnsError> {
+    match nix::net::if_::if_nametoindex(name) {
+        Ok(_) => Ok(true),
+        Err(Errno::ENODEV) => Ok(false),
+        Err(e) => Err(NetnsError::Other {
+            path: path.to_owned(),
+            reason: format!("cannot look up interface {name}: {e}"),
+        }),
+    }
+}
+
 #[async_trait]
 impl NetnsOps for NetnsInspector {
     async fn link_exists(&self, netns: &str, ifname: &str) -> Result<bool, NetnsError> {
         let name = ifname.to_owned();
         let path = netns.to_owned();
+        Self::run_in(netns, move || link_exists_here(&path, &name))
+    }
+
+    async fn existing_links(
+        &self,
+        netns: &str,
+        names: &[String],
+    ) -> Result<Vec<String>, NetnsError> {
+        let names = names.to_vec();
+        let path = netns.to_owned();
         Self::run_in(netns, move || {
-            match nix::net::if_::if_nametoindex(name.as_str()) {
-                Ok(_) => Ok(true),
-                Err(Errno::ENODEV) => Ok(false),
-                Err(e) => Err(NetnsError::Other {
-                    path,
-                    reason: format!("cannot look up interface {name}: {e}"),
-                }),
+            let mut existing = Vec::new();
+            for name in names {
+                if link_exists_here(&path, &name)? {
+                    existing.push(name);
+                }
             }
+            Ok(existing)
+        })
+    }
+
+    async fn link_addresses(
+        &self,
+        netns: &str,
+        ifname: &str,
+    ) -> Result<Option<Vec<IpAddr>>, NetnsError> {
+        let name = ifname.to_owned();
+        let path = netns.to_owned();
+        Self::run_in(netns, move || {
+            if !link_exists_here(&path, &name)? {
+                return Ok(None);
+            }
+            let index = netlink::index_of(&path, &name)?;
+            netlink::with_handle(&path, |handle| {
+                netlink::addresses(handle, path.clone(), index)
+            })
+            .map(Some)
+        })
+    }
+
+    async fn default_routes(&self, netns: &str) -> Result<Vec<DefaultRoute>, NetnsError> {
+        let path = netns.to_owned();
+        Self::run_in(netns, move || {
+            netlink::with_handle(&path, |handle| {
+                netlink::default_routes(handle, path.clone())
+            })
+        })
+    }
+
+    async fn replace_default_route(
+        &self,
+        netns: &str,
+        ifname: &str,
+        gateway: IpAddr,
+    ) -> Result<(), NetnsError> {
+        let name = ifname.to_owned();
+        let path = netns.to_owned();
+        Self::run_in(netns, move || {
+            let index = netlink::index_of(&path, &name)?;
+            netlink::with_handle(&path, |handle| {
+                netlink::replace_default_route(handle, path.clone(), index, gateway)
+            })
+        })
+    }
+
+    async fn remove_default_routes(&self, netns: &str, ifname: &str) -> Result<(), NetnsError> {
+        let name = ifname.to_owned();
+        let path = netns.to_owned();
+        Self::run_in(netns, move || {
+            let index = netlink::index_of(&path, &name)?;
+            netlink::with_handle(&path, |handle| {
+                netlink::remove_default_routes(handle, path.clone(), index)
+            })
         })
     }
 }

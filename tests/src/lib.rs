@@ -1,0 +1,35 @@
+//! # multus-integration-tests
+//!
+//! The harness shared by the workspace-level integration tests in `tests/tests/`: the
+//! real `multus` binary is executed the way a CNI runtime executes it, with the real
+//! reference plugins (`containernetworking-plugins`) as delegates, inside network
+//! namespaces the tests create and always remove.
+//!
+//! - [`binaries`]: where `multus`, `cni-recorder`, the reference plugins and the system
+//!   tools are, and the loud failure when something is missing.
+//! - [`netns`]: the [`netns::Node`] guard (a named namespace playing the node, and the
+//!   pod namespaces made on it) and link inspection.
+//! - [`runtime`]: [`runtime::Runtime`], which builds the `CNI_*` environment and runs
+//!   `multus` inside the node namespace.
+//! - [`fixtures`]: per-test directories, multus and delegate configs, NAD manifests,
+//!   state-file access and the "nothing leaked" assertion.
+//! - [`recording`]: the record format written by the `cni-recorder` test plugin.
+//! - [`Harness`]: one node, its directories and a runtime, the usual start of a test,
+//!   with the standard real-plugin networks ([`Harness::standard_networks`]).
+//!
+//! Every test needs root, `ip`, `ping` and the reference plugins; a missing piece is a
+//! test failure with instructions, never a skip.
+
+// This crate is test-only: its panics are test failures with a message.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+pub mod binaries;
+pub mod fixtures;
+mod harness;
+pub mod netns;
+pub mod recording;
+pub mod runtime;
+
+pub use harness::{
+    BRIDGE_NAD, CLUSTER_NETWORK, Harness, MACVLAN_NAD, NODE_BRIDGE, StandardNetworks,
+};
