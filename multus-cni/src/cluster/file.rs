@@ -8,6 +8,7 @@ use multus_core::nad::{NetworkAttachmentDefinition, NetworkStatus, parse_manifes
 use multus_core::request::PodRef;
 use multus_core::seams::{ApiError, ClusterApi, PodEvent, PodInfo};
 
+use super::NoClusterApi;
 use crate::files::has_extension;
 
 const MANIFEST_EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
@@ -86,17 +87,18 @@ impl ClusterApi for FileClusterApi {
         }
     }
 
+    /// Without a pod object the network-status lives in the sandbox record only.
     async fn set_network_status(
         &self,
-        _pod: &PodRef,
-        _status: &[NetworkStatus],
+        pod: &PodRef,
+        status: &[NetworkStatus],
     ) -> Result<(), ApiError> {
-        Ok(())
+        NoClusterApi.set_network_status(pod, status).await
     }
 
+    /// Events go to the log.
     async fn emit_event(&self, pod: &PodRef, event: &PodEvent) -> Result<(), ApiError> {
-        tracing::info!(%pod, reason = %event.reason, "{}", event.message);
-        Ok(())
+        NoClusterApi.emit_event(pod, event).await
     }
 }
 
