@@ -59,7 +59,9 @@ impl ProcessExec {
             plugin: plugin.clone(),
             reason: e.to_string(),
         };
-        let mut child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        child::die_with_this_process(&mut command);
+        let mut child = command
             .env_clear()
             .env("CNI_COMMAND", request.command.as_str())
             .env("CNI_CONTAINERID", &request.container_id)
@@ -117,6 +119,36 @@ impl ProcessExec {
 impl DelegateExec for ProcessExec {
     async fn exec(&self, request: ExecRequest) -> Result<Vec<u8>, ExecError> {
         self.run(&request)
+    }
+}
+
+/// Set-up that runs in the forked child before it execs the plugin.
+mod child {
+    #![allow(unsafe_code)]
+
+    use std::os::unix::process::CommandExt;
+    use std::process::Command;
+
+    use nix::sys::signal::Signal;
+
+    /// Make the plugin die with multus: if multus is killed in the middle of an ADD, a
+    /// plugin still running must not go on attaching things after the runtime's DEL
+    /// has cleaned up. Only for processes spawned from a thread that lives as long as
+    /// the call, as in the thin plugin (the kernel signals on the spawning thread's exit).
+    pub(super) fn die_with_this_process(command: &mut Command) {
+        let parent = nix::unistd::getpid();
+        // SAFETY: the closure runs in the child between fork and exec. It calls only
+        // prctl(2) and getppid(2), both async-signal-safe, and allocates nothing.
+        unsafe {
+            command.pre_exec(move || {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+                // multus may have died before prctl took effect.
+                if nix::unistd::getppid() != parent {
+                    return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
     }
 }
 

@@ -85,9 +85,12 @@ fn annotated_pod_gets_its_networks_and_the_status_matches_the_netns() {
     assert_eq!(entries[2]["name"], "default/green");
     assert_eq!(node.leases().len(), 3);
 
-    // DEL works from the record: no API read at all, everything released.
+    // DEL works from the record: no API read at all (even with an unusable
+    // kubeconfig), everything released.
     node.api.clear_requests();
-    node.multus("DEL", &pod, index).ok();
+    let mut conf = node.conf();
+    conf["kubeconfig"] = json!("/nonexistent/kubeconfig");
+    node.multus_with("DEL", &pod, index, &conf).ok();
     assert!(
         node.api.requests().is_empty(),
         "{:?}",
@@ -139,6 +142,14 @@ fn missing_nad_fails_with_101_and_a_no_network_found_event() {
     assert!(node.network_status("default", "web").is_none());
 }
 
+/// Pod name, annotations, expected code, expected words of the message.
+type Case = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    u64,
+    &'static str,
+);
+
 #[test]
 fn bad_input_is_refused_before_any_delegate_runs() {
     let mut node = Node::new();
@@ -149,7 +160,7 @@ fn bad_input_is_refused_before_any_delegate_runs() {
             r#"{"cniVersion":"1.0.0","type":"bridge","#,
         )
         .unwrap();
-    let cases: [(&str, &[(&str, &str)], u64, &str); 5] = [
+    let cases: [Case; 5] = [
         ("text", &[(NETWORKS, "blue@a@b")], 102, "failed at '@'"),
         ("json", &[(NETWORKS, r#"[{"name": 1}]"#)], 102, NETWORKS),
         (
@@ -469,4 +480,153 @@ fn readiness_indicator_file_bounds_add_and_never_blocks_del() {
     std::fs::write(&ready, "").unwrap();
     node.multus("ADD", &pod, index).ok();
     node.multus("DEL", &pod, index).ok();
+}
+
+/// Removes the mount point this test had to create on the machine (empty directories
+/// under /run, never anything that existed before).
+struct CreatedDirs(Vec<std::path::PathBuf>);
+
+impl Drop for CreatedDirs {
+    fn drop(&mut self) {
+        for dir in self.0.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+#[test]
+fn in_cluster_service_account_is_used_without_a_kubeconfig() {
+    let mut node = Node::new();
+    let (pod, index) = node.api_pod("default", "web", &[(NETWORKS, "blue")]);
+    // The service account as the kubelet mounts it, in a private mount namespace of the
+    // multus process only.
+    let mount_point = std::path::Path::new("/run/secrets/kubernetes.io/serviceaccount");
+    let mut created = CreatedDirs(Vec::new());
+    for dir in [
+        "/run/secrets",
+        "/run/secrets/kubernetes.io",
+        "/run/secrets/kubernetes.io/serviceaccount",
+    ] {
+        if std::fs::create_dir(dir).is_ok() {
+            created.0.push(dir.into());
+        }
+    }
+    let account = node.dir.path().join("serviceaccount");
+    std::fs::create_dir_all(&account).unwrap();
+    std::fs::write(account.join("token"), "standin-token").unwrap();
+    std::fs::write(account.join("ca.crt"), node.api.ca_pem()).unwrap();
+    std::fs::write(account.join("namespace"), "kube-system").unwrap();
+    let script = format!(
+        "mount --bind {} {} && exec {}",
+        account.display(),
+        mount_point.display(),
+        env!("CARGO_BIN_EXE_multus")
+    );
+    let mut conf = node.conf();
+    conf.as_object_mut().unwrap().remove("kubeconfig");
+    let outcome = node.multus_via(
+        "ADD",
+        &pod,
+        index,
+        &conf,
+        &[
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+        ],
+        &[
+            ("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
+            ("KUBERNETES_SERVICE_PORT", &node.api.port().to_string()),
+        ],
+    );
+    outcome.ok();
+    assert_eq!(node.pods[index].link_names(), vec!["eth0", "net1"]);
+    assert!(node.network_status("default", "web").is_some());
+    assert!(
+        node.api
+            .requests()
+            .iter()
+            .any(|r| r.name.as_deref() == Some("web"))
+    );
+    node.multus("DEL", &pod, index).ok();
+    drop(created);
+}
+
+#[test]
+fn cluster_network_default_networks_override_and_isolation_through_the_api() {
+    let mut node = Node::new();
+    let nads = [
+        (
+            "cluster-nad",
+            node.bridge_config("", "mkc1", "10.93.0.0/24"),
+        ),
+        ("extra", node.macvlan_config("", "10.94.0.0/24")),
+        ("alt", node.bridge_config("", "mkc2", "10.95.0.0/24")),
+    ];
+    for (name, config) in &nads {
+        // No `name` in the config: the NAD's name is injected.
+        let mut config: Value = serde_json::from_str(config).unwrap();
+        config.as_object_mut().unwrap().remove("name");
+        node.api
+            .create_nad("kube-system", name, &config.to_string())
+            .unwrap();
+    }
+    let mut conf = node.conf();
+    let object = conf.as_object_mut().unwrap();
+    object.remove("delegates");
+    object.insert("clusterNetwork".into(), json!("cluster-nad"));
+    object.insert("defaultNetworks".into(), json!(["extra"]));
+    object.insert("namespaceIsolation".into(), json!(true));
+    object.insert("globalNamespaces".into(), json!("default,shared"));
+
+    // clusterNetwork and defaultNetworks are NADs in multusNamespace (kube-system); the
+    // annotation may name a NAD of a global namespace.
+    let (pod, index) = node.api_pod("team", "web", &[(NETWORKS, "default/blue")]);
+    node.multus_with("ADD", &pod, index, &conf).ok();
+    let status = node.network_status("team", "web").unwrap();
+    let names: Vec<&str> = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "kube-system/cluster-nad",
+            "kube-system/extra",
+            "default/blue"
+        ]
+    );
+    let links = node.pods[index].links();
+    assert!(links[0].2[0].starts_with("10.93.0."), "{links:?}");
+    node.multus_with("DEL", &pod, index, &conf).ok();
+
+    // A pod in a system namespace gets no defaultNetworks.
+    let (pod, index) = node.api_pod("kube-system", "dns", &[]);
+    node.multus_with("ADD", &pod, index, &conf).ok();
+    assert_eq!(node.pods[index].link_names(), vec!["eth0"]);
+    node.multus_with("DEL", &pod, index, &conf).ok();
+
+    // The default-network annotation replaces the cluster network (its namespace
+    // defaults to multusNamespace).
+    let (pod, index) = node.api_pod(
+        "team",
+        "custom",
+        &[("v1.multus-cni.io/default-network", "alt")],
+    );
+    node.multus_with("ADD", &pod, index, &conf).ok();
+    let links = node.pods[index].links();
+    assert_eq!(links[0].0, "eth0");
+    assert!(links[0].2[0].starts_with("10.95.0."), "{links:?}");
+    assert_eq!(
+        node.network_status("team", "custom").unwrap()[0]["name"],
+        "kube-system/alt"
+    );
+    node.multus_with("DEL", &pod, index, &conf).ok();
+    assert!(node.leases().is_empty());
 }

@@ -110,7 +110,8 @@ pub struct MultusConf {
     pub namespace_isolation: bool,
     /// Namespaces any pod may reference when isolation is on.
     pub global_namespaces: Vec<String>,
-    /// Keep state when a delegate DEL fails so the runtime's retry can finish it.
+    /// Upstream's switch to keep state when a delegate DEL fails. Accepted for
+    /// compatibility: the engine always keeps the record when a DEL fails.
     pub retry_delete_on_error: bool,
     /// Name of the auxiliary CNI chain.
     pub auxiliary_cni_chain_name: Option<String>,

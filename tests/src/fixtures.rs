@@ -80,6 +80,43 @@ impl TestDirs {
             .expect("cannot link cni-recorder into the test binDir");
     }
 
+    /// The path of a container's record, `<cniDir>/sandboxes/<id>.json`.
+    pub fn record_path(&self, container_id: &str) -> PathBuf {
+        self.sandboxes_dir().join(format!("{container_id}.json"))
+    }
+
+    /// The path of a container's lock file, `<cniDir>/sandboxes/<id>.lock`.
+    pub fn lock_path(&self, container_id: &str) -> PathBuf {
+        self.sandboxes_dir().join(format!("{container_id}.lock"))
+    }
+
+    /// Records of a container that multus found corrupt and moved aside
+    /// (`<id>.json.corrupt-<time>`).
+    pub fn corrupt_records(&self, container_id: &str) -> Vec<PathBuf> {
+        let prefix = format!("{container_id}.json.corrupt-");
+        self.sandbox_files()
+            .into_iter()
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&prefix))
+            })
+            .collect()
+    }
+
+    /// host-local leases held by `container_id` on `ifname` (host-local writes both into
+    /// the lease file).
+    pub fn leases_of(&self, container_id: &str, ifname: &str) -> Vec<PathBuf> {
+        self.leases()
+            .into_iter()
+            .filter(|(_, owner)| {
+                let mut lines = owner.lines().map(str::trim);
+                lines.next() == Some(container_id) && lines.next() == Some(ifname)
+            })
+            .map(|(path, _)| path)
+            .collect()
+    }
+
     /// The multus record of a container, parsed, if there is one.
     pub fn state(&self, container_id: &str) -> Option<Value> {
         let path = self.sandboxes_dir().join(format!("{container_id}.json"));
@@ -348,6 +385,14 @@ impl MultusConfig {
 /// Assert that nothing is left of the pods' attachments: only `lo` in each pod
 /// namespace, no veth left in the node, no host-local lease, no multus state file.
 pub fn assert_nothing_leaked(node: &Node, dirs: &TestDirs, pods: &[&Netns]) {
+    assert_released(node, dirs, pods);
+    let files = dirs.sandbox_files();
+    assert!(files.is_empty(), "multus state left behind: {files:?}");
+}
+
+/// Assert that every attachment is gone, whatever multus keeps on disk: only `lo` in
+/// each pod namespace, no veth left in the node, no host-local lease.
+pub fn assert_released(node: &Node, dirs: &TestDirs, pods: &[&Netns]) {
     for pod in pods {
         assert_eq!(
             pod.link_names(),
@@ -377,6 +422,4 @@ pub fn assert_nothing_leaked(node: &Node, dirs: &TestDirs, pods: &[&Netns]) {
     }
     let leases = dirs.leases();
     assert!(leases.is_empty(), "host-local leases leaked: {leases:?}");
-    let files = dirs.sandbox_files();
-    assert!(files.is_empty(), "multus state left behind: {files:?}");
 }

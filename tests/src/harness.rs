@@ -87,6 +87,15 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// [`fixtures::assert_released`] for these pods: no interface and no lease left,
+    /// whatever multus keeps on disk.
+    pub fn assert_released(&self, pods: &[&Sandbox]) {
+        let netns: Vec<&Netns> = pods.iter().map(|p| &p.netns).collect();
+        fixtures::assert_released(&self.node, &self.dirs, &netns);
+    }
+}
+
 /// Name of the cluster network of [`Harness::standard_networks`].
 pub const CLUSTER_NETWORK: &str = "cluster";
 /// The macvlan NAD of [`Harness::standard_networks`].

@@ -10,10 +10,13 @@
 //! - [`netns`]: the [`netns::Node`] guard (a named namespace playing the node, and the
 //!   pod namespaces made on it) and link inspection.
 //! - [`runtime`]: [`runtime::Runtime`], which builds the `CNI_*` environment and runs
-//!   `multus` inside the node namespace.
+//!   `multus` inside the node namespace, to completion, within a time limit, or in the
+//!   background ([`runtime::RunningCall`]: its pid, SIGKILL, wait).
 //! - [`fixtures`]: per-test directories, multus and delegate configs, NAD manifests,
 //!   state-file access and the "nothing leaked" assertion.
-//! - [`recording`]: the record format written by the `cni-recorder` test plugin.
+//! - [`recording`]: the record format written by the `cni-recorder` test plugin (with
+//!   each call's start and end time), and its marker files (a slow call in flight, a
+//!   `DEL-once` failure done).
 //! - [`Harness`]: one node, its directories and a runtime, the usual start of a test,
 //!   with the standard real-plugin networks ([`Harness::standard_networks`]).
 //!

@@ -83,6 +83,33 @@ impl Netns {
         self.links().into_iter().find(|l| l.name == name)
     }
 
+    /// The main-table routes of one family (`ip -j [-6] route show`).
+    pub fn routes(&self, family: Family) -> Vec<Route> {
+        let mut args = vec!["-j"];
+        if family == Family::V6 {
+            args.push("-6");
+        }
+        args.extend(["route", "show"]);
+        let json = self.ip(&args);
+        let value: Value = serde_json::from_str(&json)
+            .unwrap_or_else(|e| panic!("`ip -j route` in {} is not JSON ({e}): {json}", self.name));
+        value
+            .as_array()
+            .expect("`ip -j route` prints an array")
+            .iter()
+            .map(Route::from_json)
+            .collect()
+    }
+
+    /// The default routes of one family (`ip` prints both `0.0.0.0/0` and a zero-length
+    /// `Dst` as `default`).
+    pub fn default_routes(&self, family: Family) -> Vec<Route> {
+        self.routes(family)
+            .into_iter()
+            .filter(Route::is_default)
+            .collect()
+    }
+
     /// The names of its links, sorted.
     pub fn link_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.links().into_iter().map(|l| l.name).collect();
@@ -205,6 +232,42 @@ impl Link {
             .map(|a| a.split('/').next().unwrap_or_default().to_owned())
             .filter(|ip| !ip.starts_with("fe80:"))
             .collect()
+    }
+}
+
+/// An address family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// IPv4.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+/// One route of a namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// `dst` as `ip` prints it (`default` for a default route).
+    pub dst: String,
+    /// `gateway`, if any.
+    pub gateway: Option<String>,
+    /// The output interface.
+    pub dev: String,
+}
+
+impl Route {
+    fn from_json(value: &Value) -> Self {
+        let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
+        Self {
+            dst: text("dst").unwrap_or_default(),
+            gateway: text("gateway"),
+            dev: text("dev").unwrap_or_default(),
+        }
+    }
+
+    /// Whether this is a default route.
+    pub fn is_default(&self) -> bool {
+        matches!(self.dst.as_str(), "default" | "0.0.0.0/0" | "::/0")
     }
 }
 

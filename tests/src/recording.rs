@@ -6,7 +6,8 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -34,6 +35,12 @@ pub struct Record {
     /// What the plugin printed on success (ADD only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
+    /// When the plugin started ([`now_ms`]).
+    #[serde(default)]
+    pub started_at_ms: u64,
+    /// When it finished its work, just before appending the record ([`now_ms`]).
+    #[serde(default)]
+    pub finished_at_ms: u64,
 }
 
 impl Record {
@@ -43,6 +50,30 @@ impl Record {
             .get("tag")
             .and_then(Value::as_str)
             .unwrap_or_default()
+    }
+
+    /// The `cni.dev/valid-attachments` of a GC call, as `(containerID, ifname)`.
+    pub fn valid_attachments(&self) -> Vec<(String, String)> {
+        let text = |v: &Value, key: &str| {
+            v.get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        self.stdin
+            .get("cni.dev/valid-attachments")
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .map(|a| (text(a, "containerID"), text(a, "ifname")))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether this call's run overlapped `other`'s in time.
+    pub fn overlaps(&self, other: &Record) -> bool {
+        self.started_at_ms < other.finished_at_ms && other.started_at_ms < self.finished_at_ms
     }
 
     /// `"<command> <tag>"`, for order assertions.
@@ -61,6 +92,44 @@ impl Record {
             .open(file)?
             .write_all(&line)
     }
+}
+
+/// Milliseconds since the Unix epoch, the clock of [`Record::started_at_ms`].
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
+}
+
+/// The marker a `failOn: "DEL-once"` recorder leaves next to `record_file` after failing
+/// the first DEL of `container_id` + `ifname`.
+pub fn del_once_marker(record_file: &Path, container_id: &str, ifname: &str) -> PathBuf {
+    sibling(record_file, &format!("del-once.{container_id}.{ifname}"))
+}
+
+/// The file a recorder with `sleepOnAdd` / `sleepOnDel` writes its pid to before
+/// sleeping: its `command` (`ADD`, `DEL`) of `container_id` + `ifname` is in progress.
+pub fn in_flight_marker(
+    record_file: &Path,
+    command: &str,
+    container_id: &str,
+    ifname: &str,
+) -> PathBuf {
+    sibling(
+        record_file,
+        &format!("in-flight-{command}.{container_id}.{ifname}"),
+    )
+}
+
+fn sibling(record_file: &Path, suffix: &str) -> PathBuf {
+    let mut name = record_file
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".");
+    name.push(suffix);
+    record_file.with_file_name(name)
 }
 
 /// Every record in `file`, in call order; no file means no calls.

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use wait_timeout::ChildExt;
@@ -127,6 +127,31 @@ impl Runtime {
 
     /// Run `multus` inside the node namespace with exactly the call's environment.
     pub fn run(&self, call: CniCall) -> CniOutput {
+        let env = call.env.clone();
+        self.run_within(call, CALL_TIMEOUT)
+            .unwrap_or_else(|| panic!("multus did not finish within {CALL_TIMEOUT:?}: {env:?}"))
+    }
+
+    /// [`Runtime::run`] with a time limit: `None` (and `multus` killed) when it is still
+    /// running after `timeout`, e.g. because it waits on a lock nobody will release.
+    pub fn run_within(&self, call: CniCall, timeout: Duration) -> Option<CniOutput> {
+        let mut running = self.spawn(call);
+        match running.wait_within(timeout) {
+            Some(output) => Some(output),
+            None => {
+                running.kill();
+                let _ = running.wait();
+                None
+            }
+        }
+    }
+
+    /// Start `multus` inside the node namespace and return at once.
+    ///
+    /// `ip netns exec` enters the namespace and then `exec`s `multus` in the same
+    /// process, so [`RunningCall::pid`] is `multus`' own pid (checked here through
+    /// `/proc/<pid>/exe` once the exec happened).
+    pub fn spawn(&self, call: CniCall) -> RunningCall {
         let multus = self.multus.to_str().expect("binary paths are UTF-8");
         let mut child = Command::new(&self.ip)
             .args(["netns", "exec", &self.node, multus])
@@ -144,26 +169,81 @@ impl Runtime {
             // multus may answer without reading stdin (e.g. a bad environment).
             let _ = stdin.write_all(&call.stdin);
         }
-        let status = match child
-            .wait_timeout(CALL_TIMEOUT)
-            .expect("waiting for multus")
-        {
-            Some(status) => status,
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "multus did not finish within {CALL_TIMEOUT:?}: {:?}",
-                    call.env
-                );
-            }
-        };
-        CniOutput {
-            code: status.code().unwrap_or(-1),
-            stdout: stdout.join().expect("stdout reader"),
-            stderr: stderr.join().expect("stderr reader"),
+        RunningCall {
+            child,
+            multus: self.multus.clone(),
+            stdout: Some(stdout),
+            stderr: Some(stderr),
             env: call.env,
         }
+    }
+}
+
+/// A `multus` call in progress ([`Runtime::spawn`]).
+#[derive(Debug)]
+pub struct RunningCall {
+    child: std::process::Child,
+    multus: PathBuf,
+    stdout: Option<std::thread::JoinHandle<String>>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+    env: BTreeMap<String, String>,
+}
+
+impl RunningCall {
+    /// The pid of the process, which is `multus` once `ip netns exec` has exec'd it.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The pid of the running `multus`, after waiting (up to 10 s) for `ip netns exec`
+    /// to become it; panics when it does not.
+    pub fn multus_pid(&self) -> u32 {
+        let pid = self.pid();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+            if exe.as_deref() == Some(self.multus.as_path()) {
+                return pid;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "process {pid} did not become {} (it is {exe:?})",
+                self.multus.display()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Send SIGKILL to the process (the `multus` itself, see [`Runtime::spawn`]).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+    }
+
+    /// Wait for the end and collect what it printed.
+    pub fn wait(self) -> CniOutput {
+        let env = self.env.clone();
+        let mut this = self;
+        this.wait_within(CALL_TIMEOUT)
+            .unwrap_or_else(|| panic!("multus did not finish within {CALL_TIMEOUT:?}: {env:?}"))
+    }
+
+    /// Wait up to `timeout`; `None` when it is still running.
+    pub fn wait_within(&mut self, timeout: Duration) -> Option<CniOutput> {
+        let status = self
+            .child
+            .wait_timeout(timeout)
+            .expect("waiting for multus")?;
+        let join = |handle: Option<std::thread::JoinHandle<String>>| {
+            handle
+                .map(|h| h.join().expect("output reader"))
+                .unwrap_or_default()
+        };
+        Some(CniOutput {
+            code: status.code().unwrap_or(-1),
+            stdout: join(self.stdout.take()),
+            stderr: join(self.stderr.take()),
+            env: self.env.clone(),
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! DEL is idempotent, as runtimes rely on: containerd deletes twice (the second time
-//! with an empty CNI_NETNS and no prevResult), and a DEL may come after the pod's
-//! namespace is gone; every one succeeds and host-local leases are still released.
+//! with an empty CNI_NETNS and no prevResult; fault 8), and a DEL may come after the
+//! pod's namespace is gone (fault 9); every one succeeds and host-local leases are still
+//! released.
 
 // Test code: a panic (`expect`, `unwrap`, `panic!`) in a helper is a test failure.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]

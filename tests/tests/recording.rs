@@ -363,7 +363,20 @@ fn failing_del_still_deletes_every_other_delegate() {
         summaries(&all[4..]),
         ["DEL last", "DEL stubborn", "DEL first", "DEL cluster"]
     );
-    // Without retryDeleteOnError the record is dropped, so a retried DEL runs from the
-    // configuration and the plugin's answer decides.
-    assert!(h.dirs.state(&pod.container_id).is_none());
+    // The record is kept (with or without retryDeleteOnError), so a retried DEL runs
+    // every delegate again from it, and fails again while the plugin does.
+    assert!(h.dirs.state(&pod.container_id).is_some());
+    h.runtime
+        .del(&pod, &conf, Some(&result))
+        .error_with_code(11)
+        .assert_details_contain(&[
+            "deleted: cluster (eth0), default/first (net1), default/last (net3);",
+            "could not be deleted: default/stubborn (net2)",
+        ]);
+    let all = records(&h);
+    assert_eq!(
+        summaries(&all[8..]),
+        ["DEL last", "DEL stubborn", "DEL first", "DEL cluster"]
+    );
+    assert!(h.dirs.state(&pod.container_id).is_some());
 }

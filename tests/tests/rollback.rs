@@ -3,15 +3,18 @@
 //! nothing is left: no interface, no host-local lease, no state file.
 //!
 //! The failing delegate is the real ipvlan plugin, which this kernel refuses with code
-//! 999, placed first, in the middle and last among the additional networks; and a
-//! network whose plugin binary does not exist.
+//! 999, as the cluster network and placed first, in the middle and last among the
+//! additional networks (fault 4); a network whose plugin binary does not exist; and
+//! plugin 2 of 3 of a config list (a `cni-recorder` failing between a real bridge and
+//! tuning).
 
 // Test code: a panic (`expect`, `unwrap`, `panic!`) in a helper is a test failure.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use multus_integration_tests::fixtures::{
-    Subnet, bridge_conf, host_local, ipvlan_conf, macvlan_conf,
+    MultusConfig, Subnet, bridge_conf, host_local, ipvlan_conf, macvlan_conf,
 };
+use multus_integration_tests::recording::{read_records, summaries};
 use multus_integration_tests::runtime::Sandbox;
 use multus_integration_tests::{CLUSTER_NETWORK, Harness, NODE_BRIDGE, StandardNetworks};
 use serde_json::json;
@@ -128,5 +131,75 @@ fn missing_plugin_binary_rolls_back() {
             "default/good1 (net1)",
             "could not be rolled back: none",
         ]);
+    h.assert_nothing_leaked(&[&pod]);
+}
+
+/// k = first of all: the cluster network itself fails (real ipvlan as the cluster
+/// network); nothing else is attempted and nothing is left.
+#[test]
+fn failure_of_the_cluster_network_rolls_back() {
+    let (h, pod, _nets) = setup();
+    let cluster = ipvlan_conf(
+        VERSION,
+        CLUSTER_NETWORK,
+        NODE_BRIDGE,
+        Subnet::unique(),
+        &h.dirs,
+    );
+    let conf = MultusConfig::new(VERSION, &h.dirs, cluster)
+        .networks("good1, good2")
+        .build();
+
+    let error = h.runtime.add(&pod, &conf).error_with_code(999);
+    error
+        .assert_msg_contains(&[&pod.pod_ref(), CLUSTER_NETWORK, "as eth0"])
+        .assert_details_contain(&[
+            &format!("rolled back: {CLUSTER_NETWORK} (eth0);"),
+            "could not be rolled back: none",
+        ]);
+    assert!(!error.details.contains("good1") && !error.details.contains("good2"));
+    h.assert_nothing_leaked(&[&pod]);
+}
+
+/// A config list whose second plugin of three fails: the whole list (the bridge that
+/// did attach included) and everything before it are rolled back.
+#[test]
+fn failure_of_plugin_2_of_3_in_a_conflist_rolls_back() {
+    let (h, pod, nets) = setup();
+    h.dirs.install_recorder("recorder");
+    let chain = json!({
+        "cniVersion": VERSION,
+        "name": "chain",
+        "plugins": [
+            {"type": "bridge", "bridge": "mrs-br4", "ipam": host_local(Subnet::unique(), &h.dirs)},
+            {"type": "recorder", "tag": "chain-2", "recordFile": h.dirs.record_file(), "failOn": "ADD"},
+            {"type": "tuning", "sysctl": {"net.ipv4.conf.net2.log_martians": "1"}},
+        ],
+    });
+    h.dirs.write_nad_json("chain", &chain);
+    let conf = h
+        .multus_config(VERSION, &nets)
+        .set("binDir", json!(h.dirs.bin_dir()))
+        .networks("good1, chain, good2")
+        .build();
+
+    let error = h.runtime.add(&pod, &conf).error_with_code(11);
+    error
+        .assert_msg_contains(&[
+            &pod.pod_ref(),
+            "default/chain",
+            "as net2",
+            "recorder asked to fail",
+        ])
+        .assert_details_contain(&[
+            &format!(
+                "rolled back: {CLUSTER_NETWORK} (eth0), default/good1 (net1), default/chain (net2);"
+            ),
+            "could not be rolled back: none",
+        ]);
+    assert!(!error.details.contains("good2"), "{}", error.output);
+    // The failing plugin was called once for ADD and once by the list's rollback.
+    let calls = read_records(&h.dirs.record_file());
+    assert_eq!(summaries(&calls), ["ADD chain-2", "DEL chain-2"]);
     h.assert_nothing_leaked(&[&pod]);
 }

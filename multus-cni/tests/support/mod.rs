@@ -304,19 +304,37 @@ impl Node {
 
     /// Same, with an explicit configuration.
     pub fn multus_with(&self, command: &str, pod: &PodArgs, index: usize, conf: &Value) -> Outcome {
+        self.multus_via(
+            command,
+            pod,
+            index,
+            conf,
+            &[env!("CARGO_BIN_EXE_multus")],
+            &[],
+        )
+    }
+
+    /// Same, running `program` (which runs multus) inside the node namespace with extra
+    /// environment variables.
+    pub fn multus_via(
+        &self,
+        command: &str,
+        pod: &PodArgs,
+        index: usize,
+        conf: &Value,
+        program: &[&str],
+        env: &[(&str, &str)],
+    ) -> Outcome {
         let args = format!(
             "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={};K8S_POD_UID={}",
             pod.namespace, pod.name, pod.container_id, pod.uid
         );
         let started = Instant::now();
         let mut child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.netns.name,
-                env!("CARGO_BIN_EXE_multus"),
-            ])
+            .args(["netns", "exec", &self.netns.name])
+            .args(program)
             .env_clear()
+            .envs(env.iter().copied())
             .env("PATH", PATH)
             .env("CNI_COMMAND", command)
             .env("CNI_CONTAINERID", &pod.container_id)

@@ -137,6 +137,10 @@ pub enum MultusError {
         pod: PodRef,
         /// Each failure.
         failures: Vec<DelegateFailure>,
+        /// `network (ifname)` of the attachments whose DEL succeeded.
+        deleted: Vec<String>,
+        /// Whether the sandbox record is kept for the runtime's retry.
+        record_kept: bool,
     },
     /// CHECK found a problem.
     #[error("Multus: [{pod}:{network}]: CHECK failed for interface {ifname}: {reason}")]
@@ -227,6 +231,28 @@ pub enum MultusError {
     },
 }
 
+/// What a failed DEL did, attachment by attachment, and where the retry starts from.
+fn del_details(failures: &[DelegateFailure], deleted: &[String], record_kept: bool) -> String {
+    let deleted = if deleted.is_empty() {
+        "none".to_owned()
+    } else {
+        deleted.join(", ")
+    };
+    let record = if record_kept {
+        "the sandbox record is kept: a retried DEL deletes every attachment again from it"
+    } else {
+        "the sandbox record could not be kept: a retried DEL rebuilds the plan from the configuration"
+    };
+    format!(
+        "deleted: {deleted}; could not be deleted: {}; {record}",
+        failures
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
 fn join(failures: &[DelegateFailure]) -> String {
     failures
         .iter()
@@ -296,6 +322,12 @@ impl MultusError {
             Self::Add { report, .. } | Self::DefaultRoute { report, .. } => {
                 error.with_details(report.to_string())
             }
+            Self::Del {
+                failures,
+                deleted,
+                record_kept,
+                ..
+            } => error.with_details(del_details(failures, deleted, *record_kept)),
             _ => error,
         }
     }

@@ -809,3 +809,115 @@ fn del_with_a_record_reports_a_plugin_that_disappeared() {
     let err = del(&world, &conf("blue")).unwrap_err();
     assert!(err.to_string().contains("bridge"), "{err}");
 }
+
+/// The multus configuration of [`conf`] as a runtime passes it once the pod is gone: no
+/// pod annotations in runtimeConfig; `retryDeleteOnError` as given.
+fn conf_without_annotations(retry_delete_on_error: bool) -> MultusConf {
+    let doc = json!({
+        "cniVersion": "0.3.1",
+        "name": "multus",
+        "type": "multus",
+        "retryDeleteOnError": retry_delete_on_error,
+        "delegates": [{"cniVersion": "1.0.0", "name": "cluster", "type": "ptp"}],
+    });
+    MultusConf::parse(doc.to_string().as_bytes()).unwrap()
+}
+
+#[test]
+fn failed_del_keeps_the_record_with_or_without_retry_delete_on_error() {
+    for retry in [false, true] {
+        let mut world = World::new();
+        add(&world, &conf("blue")).unwrap();
+        world.exec.failing_del.insert("bridge".into());
+        let err = del(&world, &conf_without_annotations(retry)).unwrap_err();
+        let kept = world.state.load("c1").unwrap().expect("record kept");
+        assert_eq!(kept.attachments.len(), 2, "retryDeleteOnError={retry}");
+        let doc = err.to_cni_error("1.0.0");
+        assert_eq!(doc.code, 999);
+        assert!(doc.msg.contains("default/blue (net1)"), "{doc:?}");
+        assert_eq!(
+            doc.details,
+            "deleted: cluster (eth0); could not be deleted: default/blue (net1): plugin \"bridge\" failed: operation not supported; \
+             the sandbox record is kept: a retried DEL deletes every attachment again from it",
+            "retryDeleteOnError={retry}"
+        );
+
+        // The runtime's retry, once the plugin recovers, runs from the record: the
+        // annotation network is reached although the pod's annotations are gone.
+        world.exec.failing_del.clear();
+        world.exec.calls.lock().unwrap().clear();
+        del(&world, &conf_without_annotations(retry)).unwrap();
+        assert_eq!(
+            world.exec.summary(),
+            vec!["DEL bridge net1", "DEL ptp eth0"]
+        );
+        assert!(world.state.load("c1").unwrap().is_none());
+    }
+}
+
+#[test]
+fn failed_del_without_a_record_records_the_rebuilt_plan_for_the_retry() {
+    let mut world = World::new();
+    world.exec.failing_del.insert("bridge".into());
+    // No record; the annotations are still known: the plan is rebuilt with them.
+    let err = del(&world, &conf("blue")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MultusError::Del {
+                record_kept: true,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let kept = world
+        .state
+        .load("c1")
+        .unwrap()
+        .expect("rebuilt plan recorded");
+    assert_eq!(kept.phase, Phase::Adding);
+    let networks: Vec<&str> = kept
+        .attachments
+        .iter()
+        .map(|a| a.delegate.network.as_str())
+        .collect();
+    assert_eq!(networks, ["cluster", "default/blue"]);
+
+    // The retry comes when the annotations are gone: the record still names net1.
+    world.exec.failing_del.clear();
+    world.exec.calls.lock().unwrap().clear();
+    del(&world, &conf_without_annotations(false)).unwrap();
+    assert_eq!(
+        world.exec.summary(),
+        vec!["DEL bridge net1", "DEL ptp eth0"]
+    );
+    assert!(world.state.load("c1").unwrap().is_none());
+}
+
+#[test]
+fn del_without_record_or_annotations_deletes_the_configured_networks() {
+    let world = World::new();
+    del(&world, &conf_without_annotations(false)).unwrap();
+    assert_eq!(world.exec.summary(), vec!["DEL ptp eth0"]);
+    assert!(world.state.load("c1").unwrap().is_none());
+}
+
+#[test]
+fn annotation_networks_are_named_for_the_del_warning() {
+    let world = World::new();
+    let conf = conf("blue, other/red@x9");
+    let request = request(Command::Del);
+    let engine = Engine::new(&conf, &request, world.seams());
+    let mut annotations = conf.runtime_pod_annotations().unwrap();
+    assert_eq!(
+        engine.annotation_networks_label(&annotations),
+        "default/blue, other/red"
+    );
+    annotations.insert(DEFAULT_NETWORK_ANNOTATION.into(), "kube-system/alt".into());
+    annotations.insert(NETWORKS_ANNOTATION.into(), "bad name!".into());
+    assert_eq!(
+        engine.annotation_networks_label(&annotations),
+        "kube-system/alt, k8s.v1.cni.cncf.io/networks=bad name!"
+    );
+}

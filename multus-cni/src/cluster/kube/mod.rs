@@ -69,6 +69,17 @@ impl KubeClusterApi {
             .map_err(|reason| ApiError::Unavailable(reason.clone()))
     }
 
+    /// Remember a pod's UID learnt elsewhere (the thick daemon's pod cache), so that the
+    /// network-status patch carries it as a precondition as after a pod GET.
+    pub fn remember_uid(&self, pod: &PodRef, uid: &str) {
+        if uid.is_empty() {
+            return;
+        }
+        if let Ok(mut uids) = self.uids.lock() {
+            uids.insert((pod.namespace.clone(), pod.name.clone()), uid.to_owned());
+        }
+    }
+
     fn known_uid(&self, pod: &PodRef) -> Option<String> {
         self.uids
             .lock()
