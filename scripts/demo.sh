@@ -13,14 +13,16 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [[ ${MULTUS_DEMO_INSIDE:-} != 1 ]]; then
     [[ $(id -u) == 0 ]] || { echo "demo: needs root (network namespaces)" >&2; exit 1; }
     "$repo/scripts/install-prereqs.sh"
-    echo "==> building multus (release)"
-    cargo build --release --quiet -p multus-cni --bin multus --manifest-path "$repo/Cargo.toml"
+    echo "==> building multus and multus-ctl (release)"
+    cargo build --release --quiet -p multus-cni --bin multus -p multus-ctl --bin multus-ctl \
+        --manifest-path "$repo/Cargo.toml"
     echo "==> entering a private node namespace"
     exec env MULTUS_DEMO_INSIDE=1 unshare --net --mount --propagation private -- "$0" "$@"
 fi
 
 plugins=${CNI_PLUGIN_DIR:-/usr/lib/cni}
-multus="$repo/target/release/multus"
+# multus-ctl runs the multus binary beside it (target/release/multus).
+ctl="$repo/target/release/multus-ctl"
 state=$(mktemp -d /tmp/multus-demo.XXXXXX)
 trap 'rm -rf "$state"' EXIT
 
@@ -39,30 +41,22 @@ for f in "$repo"/examples/networks/*.yaml; do
 done
 sed "s|@STATE@|$state|g" "$repo/examples/multus.conf" >"$state/multus.conf"
 
-# cni COMMAND POD ANNOTATION: call multus as containerd would, passing the pod's
-# annotations in runtimeConfig (io.kubernetes.cri.pod-annotations).
+# cni COMMAND POD NETWORKS [multus-ctl options]: call multus through `multus-ctl exec`,
+# exactly as containerd would: CNI_* environment, the configuration on stdin, and the
+# pod's annotations in runtimeConfig (io.kubernetes.cri.pod-annotations).
 cni() {
-    local command=$1 pod=$2 networks=${3:-}
-    python3 - "$state/multus.conf" "$networks" >"$state/request.json" <<'EOF'
-import json, sys
-conf = json.load(open(sys.argv[1]))
-annotations = {"k8s.v1.cni.cncf.io/networks": sys.argv[2]} if sys.argv[2] else {}
-conf["runtimeConfig"] = {"io.kubernetes.cri.pod-annotations": annotations}
-print(json.dumps(conf))
-EOF
-    env -i PATH="$PATH" CNI_COMMAND="$command" CNI_CONTAINERID="sandbox-$pod" \
-        CNI_NETNS="/run/netns/$pod" CNI_IFNAME=eth0 CNI_PATH="$plugins" \
-        CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=$pod;K8S_POD_UID=uid-$pod" \
-        "$multus" <"$state/request.json"
+    local command=$1 pod=$2 networks=$3
+    shift 3
+    "$ctl" exec "$command" --conf "$state/multus.conf" --cni-path "$plugins" \
+        --netns "/run/netns/$pod" --container-id "sandbox-$pod" \
+        --pod "default/$pod" --pod-uid "uid-$pod" \
+        --annotation "k8s.v1.cni.cncf.io/networks=$networks" "$@"
 }
 
+# What multus-ctl says about a pod: requested networks, the plan, network-status, the
+# live interfaces and routes, and any drift (there must be none: exit code 0).
 show_pod() {
-    local pod=$1
-    echo "--- $pod: interfaces"
-    ip netns exec "$pod" ip -brief address show
-    echo "--- $pod: network-status (from multus' state record)"
-    python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["networkStatus"], indent=2))' \
-        "$state/multus/sandboxes/sandbox-$pod.json"
+    "$ctl" pod "default/$1" --conf "$state/multus.conf" --no-api
 }
 
 pod_address() {
@@ -72,12 +66,14 @@ pod_address() {
 
 echo "==> ADD pod-a with networks: blue, green (text form)"
 ip netns add pod-a
-cni ADD pod-a "blue, green" | python3 -m json.tool
+cni add pod-a "blue, green"
 echo "==> ADD pod-b with networks: JSON form, green as data0"
 ip netns add pod-b
-cni ADD pod-b '[{"name":"blue"},{"name":"green","interface":"data0"}]' >/dev/null
+cni add pod-b '[{"name":"blue"},{"name":"green","interface":"data0"}]' >/dev/null
+echo "==> multus-ctl pod default/pod-a"
 show_pod pod-a
-show_pod pod-b
+echo "==> multus-ctl state show sandbox-pod-b"
+"$ctl" state show sandbox-pod-b --conf "$state/multus.conf"
 
 blue_b=$(pod_address pod-b net1)
 green_b=$(pod_address pod-b data0)
@@ -86,8 +82,8 @@ ip netns exec pod-a ping -c 2 -W 2 -I net1 "$blue_b"
 ip netns exec pod-a ping -c 2 -W 2 -I net2 "$green_b"
 
 echo "==> DEL both pods"
-cni DEL pod-a "blue, green"
-cni DEL pod-b '[{"name":"blue"},{"name":"green","interface":"data0"}]'
+cni del pod-a "blue, green"
+cni del pod-b '[{"name":"blue"},{"name":"green","interface":"data0"}]'
 
 echo "==> checking that nothing leaked"
 leaks=0
@@ -99,6 +95,7 @@ leases=$(find "$state/ipam" -type f ! -name lock ! -name 'last_reserved_ip.*' | 
 if [[ -n $leases ]]; then echo "leaked IP leases: $leases"; leaks=1; fi
 records=$(find "$state/multus/sandboxes" -type f 2>/dev/null)
 if [[ -n $records ]]; then echo "leaked state: $records"; leaks=1; fi
+"$ctl" state list --conf "$state/multus.conf" || leaks=1
 if [[ $leaks != 0 ]]; then echo "demo: FAILED, see above" >&2; exit 1; fi
 echo "no interfaces, IP leases or state records left behind"
 echo "demo: OK"

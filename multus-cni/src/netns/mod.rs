@@ -1,6 +1,7 @@
 //! Network namespace inspection and route changes. `setns` happens only on a
 //! short-lived thread made for the purpose, never on the caller's thread.
 
+pub mod inspect;
 mod netlink;
 
 use std::fs::File;
