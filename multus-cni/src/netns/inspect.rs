@@ -3,18 +3,18 @@
 //! ([`NetnsInspector::run_in`]). Nothing is changed; operators' tools (`multus-ctl pod`)
 //! compare this with what multus recorded.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use futures_util::TryStreamExt;
 use multus_core::seams::NetnsError;
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage};
-use rtnetlink::{Handle, RouteMessageBuilder};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use rtnetlink::Handle;
 
 use super::NetnsInspector;
-use super::netlink::with_handle;
+use super::netlink::{main_table_routes, with_handle};
 
 /// What a network namespace holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -145,22 +145,11 @@ async fn snapshot(handle: Handle, path: String) -> Result<NetnsSnapshot, NetnsEr
         }
     }
     links.sort_by_key(|l| l.index);
-    let mut routes = Vec::new();
-    for query in [
-        RouteMessageBuilder::<Ipv4Addr>::new().build(),
-        RouteMessageBuilder::<Ipv6Addr>::new().build(),
-    ] {
-        let mut stream = handle.route().get(query).execute();
-        while let Some(route) = stream
-            .try_next()
-            .await
-            .map_err(|e| failed("cannot list routes", e))?
-        {
-            if is_main_table(&route) {
-                routes.push(route_view(&route, &links));
-            }
-        }
-    }
+    let routes = main_table_routes(&handle, &path)
+        .await?
+        .iter()
+        .map(|route| route_view(route, &links))
+        .collect();
     Ok(NetnsSnapshot { links, routes })
 }
 
@@ -211,18 +200,6 @@ fn address_view(message: &AddressMessage) -> Option<AddressView> {
         address,
         prefix_len: message.header.prefix_len,
     })
-}
-
-fn is_main_table(route: &RouteMessage) -> bool {
-    let table = route
-        .attributes
-        .iter()
-        .find_map(|a| match a {
-            RouteAttribute::Table(t) => Some(*t),
-            _ => None,
-        })
-        .unwrap_or(u32::from(route.header.table));
-    table == u32::from(RouteHeader::RT_TABLE_MAIN)
 }
 
 fn route_address(address: &RouteAddress) -> Option<IpAddr> {
@@ -281,7 +258,7 @@ mod tests {
             assert!(
                 lo.addresses
                     .iter()
-                    .any(|a| a.address == IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                    .any(|a| a.address == IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
                 "{lo:?}"
             );
         }

@@ -65,10 +65,8 @@ fn name_of(index: u32) -> String {
         .unwrap_or_else(|| format!("if{index}"))
 }
 
-/// Default routes of the main table, both families. A default route is any route with
-/// prefix length 0, whether the kernel reports its destination as absent or as
-/// `0.0.0.0`/`::` (the two representations netlink libraries produce).
-async fn default_route_messages(
+/// Routes of the main table, both families.
+pub(super) async fn main_table_routes(
     handle: &Handle,
     path: &str,
 ) -> Result<Vec<RouteMessage>, NetnsError> {
@@ -83,7 +81,7 @@ async fn default_route_messages(
             .await
             .map_err(|e| netlink_error(path, "cannot list routes".into(), e))?
         {
-            if is_main_table_default(&route) {
+            if is_main_table(&route) {
                 found.push(route);
             }
         }
@@ -91,7 +89,19 @@ async fn default_route_messages(
     Ok(found)
 }
 
-fn is_main_table_default(route: &RouteMessage) -> bool {
+/// Default routes of the main table, both families. A default route is any route with
+/// prefix length 0, whether the kernel reports its destination as absent or as
+/// `0.0.0.0`/`::` (the two representations netlink libraries produce).
+async fn default_route_messages(
+    handle: &Handle,
+    path: &str,
+) -> Result<Vec<RouteMessage>, NetnsError> {
+    let mut routes = main_table_routes(handle, path).await?;
+    routes.retain(|route| route.header.destination_prefix_length == 0);
+    Ok(routes)
+}
+
+fn is_main_table(route: &RouteMessage) -> bool {
     let table = route
         .attributes
         .iter()
@@ -100,7 +110,7 @@ fn is_main_table_default(route: &RouteMessage) -> bool {
             _ => None,
         })
         .unwrap_or(u32::from(route.header.table));
-    route.header.destination_prefix_length == 0 && table == u32::from(RouteHeader::RT_TABLE_MAIN)
+    table == u32::from(RouteHeader::RT_TABLE_MAIN)
 }
 
 fn output_interface(route: &RouteMessage) -> Option<u32> {
