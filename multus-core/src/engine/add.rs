@@ -1,0 +1,260 @@
+//! ADD: plan, persist, attach in order, roll back on failure, publish.
+
+use super::*;
+
+impl Engine<'_> {
+    /// ADD: attach every planned network; returns the cluster network's result rendered
+    /// in multus' configured cniVersion.
+    pub async fn add(&self) -> Result<Vec<u8>, MultusError> {
+        self.wait_until_ready("ADD")?;
+        let store = self.seams.state;
+        let _lock = store
+            .lock(&self.request.container_id)
+            .await
+            .map_err(|e| self.state_error(e))?;
+        let plan = match self.plan_add().await {
+            Ok(Some(plan)) => plan,
+            // The pod is gone: upstream's empty success, nothing attached (pod.rs).
+            Ok(None) => {
+                self.forget_unrecorded();
+                return Ok(self.pod_gone_result());
+            }
+            Err(e) => {
+                self.forget_unrecorded();
+                return Err(e);
+            }
+        };
+        let mut state = self.new_state(plan);
+        store.save(&state).map_err(|e| self.state_error(e))?;
+
+        let invoker = self.invoker();
+        for index in 0..state.attachments.len() {
+            match invoker.add(&state.attachments[index].delegate).await {
+                Ok(result) => state.attachments[index].result = Some(result),
+                Err(source) => {
+                    let report = self.roll_back(&invoker, &state, index).await;
+                    self.finish_failed_add(&report);
+                    let delegate = &state.attachments[index].delegate;
+                    return Err(MultusError::Add {
+                        pod: self.request.pod.clone(),
+                        network: delegate.network.clone(),
+                        ifname: delegate.ifname.clone(),
+                        source,
+                        report,
+                    });
+                }
+            }
+        }
+
+        let netns = &self.request.netns;
+        if let Err(failure) =
+            default_route::apply(self.seams.netns, netns, &mut state.attachments).await
+        {
+            let last = state.attachments.len().saturating_sub(1);
+            let report = self.roll_back(&invoker, &state, last).await;
+            self.finish_failed_add(&report);
+            let delegate = &state.attachments[failure.index].delegate;
+            return Err(MultusError::DefaultRoute {
+                pod: self.request.pod.clone(),
+                network: delegate.network.clone(),
+                ifname: delegate.ifname.clone(),
+                source: failure.source,
+                report,
+            });
+        }
+
+        state.network_status = self.network_status(&state);
+        state.phase = Phase::Added;
+        store.save(&state).map_err(|e| self.state_error(e))?;
+        self.publish(&state).await;
+        Ok(self.cluster_result(&state).into_bytes())
+    }
+
+    /// Plan an ADD and check that every interface name is free; nothing has run yet.
+    /// `None` when the API says the pod is gone.
+    pub(super) async fn plan_add(&self) -> Result<Option<Plan>, MultusError> {
+        let annotations = match self.lookup_pod_for_add().await? {
+            pod::PodLookup::Annotations(annotations) => annotations,
+            pod::PodLookup::Gone => return Ok(None),
+        };
+        let plan = match self.plan(annotations.as_ref()).await {
+            Ok(plan) => plan,
+            Err(e) => {
+                if let MultusError::Plan { source, .. } = &e {
+                    self.report_missing_network(source).await;
+                }
+                return Err(e);
+            }
+        };
+        self.ensure_ifnames_free(&plan).await?;
+        Ok(Some(plan))
+    }
+
+    /// After a request refused before anything ran: remove the lock file taken for it,
+    /// unless an earlier ADD left a record of this container.
+    pub(super) fn forget_unrecorded(&self) {
+        let store = self.seams.state;
+        if matches!(store.load(&self.request.container_id), Ok(None)) {
+            if let Err(e) = store.remove(&self.request.container_id) {
+                tracing::warn!(error = %e, "could not remove the lock of a refused request");
+            }
+        }
+    }
+
+    /// Fail when a planned interface name is already taken in the pod, or the pod's
+    /// network namespace is gone, before anything runs.
+    pub(super) async fn ensure_ifnames_free(&self, plan: &Plan) -> Result<(), MultusError> {
+        let netns = &self.request.netns;
+        let names: Vec<String> = plan.delegates.iter().map(|d| d.ifname.clone()).collect();
+        let network_of = |ifname: &str| {
+            plan.delegates
+                .iter()
+                .find(|d| d.ifname == ifname)
+                .map(|d| d.network.clone())
+                .unwrap_or_default()
+        };
+        let existing = self
+            .seams
+            .netns
+            .existing_links(netns, &names)
+            .await
+            .map_err(|source| MultusError::Netns {
+                pod: self.request.pod.clone(),
+                network: names.first().map(|n| network_of(n)).unwrap_or_default(),
+                source,
+            })?;
+        match existing.first() {
+            None => Ok(()),
+            Some(ifname) => Err(MultusError::InterfaceExists {
+                pod: self.request.pod.clone(),
+                network: network_of(ifname),
+                ifname: ifname.clone(),
+                netns: netns.clone(),
+            }),
+        }
+    }
+
+    pub(super) fn new_state(&self, plan: Plan) -> SandboxState {
+        SandboxState {
+            format: STATE_FORMAT,
+            container_id: self.request.container_id.clone(),
+            netns: self.request.netns.clone(),
+            ifname: self.request.ifname.clone(),
+            pod_namespace: self.request.pod.namespace.clone(),
+            pod_name: self.request.pod.name.clone(),
+            pod_uid: self.request.pod.uid.clone(),
+            cni_version: self.conf.cni_version,
+            phase: Phase::Adding,
+            attachments: plan
+                .delegates
+                .into_iter()
+                .map(|delegate| Attachment {
+                    delegate,
+                    result: None,
+                })
+                .collect(),
+            network_status: Vec::new(),
+        }
+    }
+
+    /// DEL, in reverse order, every delegate up to and including `failed`.
+    pub(super) async fn roll_back(
+        &self,
+        invoker: &Invoker<'_>,
+        state: &SandboxState,
+        failed: usize,
+    ) -> AttachmentReport {
+        let mut report = AttachmentReport::default();
+        for (index, attachment) in state.attachments[..=failed].iter().enumerate().rev() {
+            let delegate = &attachment.delegate;
+            let label = format!("{} ({})", delegate.network, delegate.ifname);
+            match invoker.del(delegate, attachment.result.as_ref()).await {
+                Ok(()) => report.rolled_back.push(label),
+                // The failed delegate's binary is missing: it never ran, nothing to undo.
+                Err(ExecError::NotFound { .. }) if index == failed => {
+                    report.rolled_back.push(label);
+                }
+                Err(e) => report.not_rolled_back.push(format!("{label}: {e}")),
+            }
+        }
+        report.rolled_back.reverse();
+        report.not_rolled_back.reverse();
+        report
+    }
+
+    /// After a failed ADD: forget the sandbox when everything was rolled back, else keep
+    /// the record so the runtime's DEL can finish the job.
+    pub(super) fn finish_failed_add(&self, report: &AttachmentReport) {
+        if report.not_rolled_back.is_empty() {
+            if let Err(e) = self.seams.state.remove(&self.request.container_id) {
+                tracing::warn!(error = %e, "could not remove state after rollback");
+            }
+        }
+    }
+
+    pub(super) fn network_status(&self, state: &SandboxState) -> Vec<NetworkStatus> {
+        state
+            .attachments
+            .iter()
+            .filter_map(|a| {
+                let result = parse_result(a)?;
+                Some(network_status_entries(
+                    &a.delegate.network,
+                    &a.delegate.ifname,
+                    &result,
+                    a.delegate.cluster_network,
+                ))
+            })
+            .flatten()
+            .collect()
+    }
+
+    /// Write network-status and events (best effort: the networks are attached), all
+    /// at once.
+    pub(super) async fn publish(&self, state: &SandboxState) {
+        let api = self.seams.api;
+        let pod = &self.request.pod;
+        let status = async {
+            if let Err(e) = api.set_network_status(pod, &state.network_status).await {
+                tracing::warn!(%pod, error = %e, "could not record network-status");
+            }
+        };
+        let mut events = Vec::new();
+        for attachment in &state.attachments {
+            let Some(result) = parse_result(attachment) else {
+                continue;
+            };
+            let addresses: Vec<&str> = result.ips.iter().map(|ip| ip.address.as_str()).collect();
+            let event = PodEvent {
+                kind: "Normal".into(),
+                reason: "AddedInterface".into(),
+                message: format!(
+                    "Add {} [{}] from {}",
+                    attachment.delegate.ifname,
+                    addresses.join(" "),
+                    attachment.delegate.network
+                ),
+            };
+            events.push(async move {
+                if let Err(e) = api.emit_event(pod, &event).await {
+                    tracing::debug!(%pod, error = %e, "could not record event");
+                }
+            });
+        }
+        futures_util::future::join(status, futures_util::future::join_all(events)).await;
+    }
+
+    pub(super) fn cluster_result(&self, state: &SandboxState) -> String {
+        let version = self.conf.cni_version;
+        let result = state
+            .attachments
+            .iter()
+            .find(|a| a.delegate.cluster_network)
+            .and_then(parse_result)
+            .unwrap_or_else(|| CniResult {
+                cni_version: version,
+                ..CniResult::default()
+            });
+        result.to_json(version)
+    }
+}
