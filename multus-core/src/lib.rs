@@ -19,3 +19,5 @@ pub mod plan;
 pub mod request;
 pub mod seams;
 pub mod state;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

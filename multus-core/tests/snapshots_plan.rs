@@ -22,7 +22,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -36,10 +36,10 @@ use multus_core::nad::{NETWORKS_ANNOTATION, NetworkAttachmentDefinition, Network
 use multus_core::plan::{Plan, Planner};
 use multus_core::request::{CniRequest, Command, PodRef};
 use multus_core::seams::{
-    ApiError, ClusterApi, ConfigFiles, DefaultRoute, DelegateExec, ExecError, ExecRequest,
-    NetnsError, NetnsOps, PodEvent, PodInfo, StateError, StateLock, StateStore,
+    ApiError, ClusterApi, DefaultRoute, DelegateExec, ExecError, ExecRequest, NetnsError, NetnsOps,
+    PodEvent, PodInfo, StateStore,
 };
-use multus_core::state::SandboxState;
+use multus_core::testing::{MemoryConfigFiles, MemoryStateStore};
 
 const CONTAINER_ID: &str = "3f69a1b2c3d4";
 const NETNS: &str = "/var/run/netns/cni-7d3c9a1e";
@@ -225,39 +225,6 @@ impl DelegateExec for FakeExec {
     }
 }
 
-#[derive(Debug)]
-struct NoLock;
-impl StateLock for NoLock {}
-
-#[derive(Default)]
-struct FakeState {
-    records: Mutex<BTreeMap<String, SandboxState>>,
-}
-
-#[async_trait]
-impl StateStore for FakeState {
-    async fn lock(&self, _: &str) -> Result<Box<dyn StateLock>, StateError> {
-        Ok(Box::new(NoLock))
-    }
-    fn load(&self, id: &str) -> Result<Option<SandboxState>, StateError> {
-        Ok(self.records.lock().unwrap().get(id).cloned())
-    }
-    fn save(&self, state: &SandboxState) -> Result<(), StateError> {
-        self.records
-            .lock()
-            .unwrap()
-            .insert(state.container_id.clone(), state.clone());
-        Ok(())
-    }
-    fn remove(&self, id: &str) -> Result<(), StateError> {
-        self.records.lock().unwrap().remove(id);
-        Ok(())
-    }
-    fn list(&self) -> Result<Vec<String>, StateError> {
-        Ok(self.records.lock().unwrap().keys().cloned().collect())
-    }
-}
-
 /// An empty pod network namespace: no link exists before ADD.
 #[derive(Default)]
 struct FakeNetns;
@@ -291,37 +258,12 @@ impl NetnsOps for FakeNetns {
 }
 
 /// CNI config files on the node.
-#[derive(Default)]
-struct FakeFiles {
-    files: BTreeMap<PathBuf, Vec<u8>>,
-}
-
-impl ConfigFiles for FakeFiles {
-    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
-        self.files
-            .get(path)
-            .cloned()
-            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
-    }
-    fn is_dir(&self, path: &Path) -> bool {
-        self.files.keys().any(|p| p.parent() == Some(path))
-    }
-    fn list_configs(&self, dir: &Path) -> std::io::Result<Vec<(PathBuf, Vec<u8>)>> {
-        Ok(self
-            .files
-            .iter()
-            .filter(|(p, _)| p.parent() == Some(dir))
-            .map(|(p, b)| (p.clone(), b.clone()))
-            .collect())
-    }
-}
-
 struct World {
     api: FakeApi,
     exec: FakeExec,
-    state: FakeState,
+    state: MemoryStateStore,
     netns: FakeNetns,
-    files: FakeFiles,
+    files: MemoryConfigFiles,
 }
 
 fn nad(namespace: &str, name: &str, config: &str) -> NetworkAttachmentDefinition {
@@ -362,9 +304,9 @@ impl World {
                 ..FakeApi::default()
             },
             exec: FakeExec::default(),
-            state: FakeState::default(),
+            state: MemoryStateStore::default(),
             netns: FakeNetns,
-            files: FakeFiles {
+            files: MemoryConfigFiles {
                 files: BTreeMap::from([
                     (
                         PathBuf::from("/etc/cni/multus/net.d/10-other.conf"),

@@ -1,7 +1,7 @@
 //! Engine tests over in-memory fakes of every seam.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -11,7 +11,8 @@ use super::*;
 use crate::cni::CniError;
 use crate::nad::NetworkAttachmentDefinition;
 use crate::request::{Command, PodRef};
-use crate::seams::{ApiError, ExecError, ExecRequest, NetnsError, PodInfo, StateLock};
+use crate::seams::{ApiError, ExecError, ExecRequest, NetnsError, PodInfo};
+use crate::testing::{MemoryConfigFiles, MemoryStateStore};
 
 #[derive(Default)]
 struct FakeApi {
@@ -116,43 +117,6 @@ impl DelegateExec for FakeExec {
     }
 }
 
-#[derive(Debug)]
-struct NoLock;
-impl StateLock for NoLock {}
-
-#[derive(Default)]
-struct FakeState {
-    records: Mutex<HashMap<String, SandboxState>>,
-    saves: Mutex<usize>,
-}
-
-#[async_trait]
-impl StateStore for FakeState {
-    async fn lock(&self, _: &str) -> Result<Box<dyn StateLock>, StateError> {
-        Ok(Box::new(NoLock))
-    }
-    fn load(&self, id: &str) -> Result<Option<SandboxState>, StateError> {
-        Ok(self.records.lock().unwrap().get(id).cloned())
-    }
-    fn save(&self, state: &SandboxState) -> Result<(), StateError> {
-        *self.saves.lock().unwrap() += 1;
-        self.records
-            .lock()
-            .unwrap()
-            .insert(state.container_id.clone(), state.clone());
-        Ok(())
-    }
-    fn remove(&self, id: &str) -> Result<(), StateError> {
-        self.records.lock().unwrap().remove(id);
-        Ok(())
-    }
-    fn list(&self) -> Result<Vec<String>, StateError> {
-        let mut ids: Vec<String> = self.records.lock().unwrap().keys().cloned().collect();
-        ids.sort();
-        Ok(ids)
-    }
-}
-
 #[derive(Default)]
 struct FakeNetns {
     existing: BTreeSet<String>,
@@ -217,37 +181,12 @@ impl NetnsOps for FakeNetns {
     }
 }
 
-#[derive(Default)]
-struct FakeFiles {
-    files: BTreeMap<PathBuf, Vec<u8>>,
-}
-
-impl ConfigFiles for FakeFiles {
-    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
-        self.files
-            .get(path)
-            .cloned()
-            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
-    }
-    fn is_dir(&self, path: &Path) -> bool {
-        self.files.keys().any(|p| p.parent() == Some(path))
-    }
-    fn list_configs(&self, dir: &Path) -> std::io::Result<Vec<(PathBuf, Vec<u8>)>> {
-        Ok(self
-            .files
-            .iter()
-            .filter(|(p, _)| p.parent() == Some(dir))
-            .map(|(p, b)| (p.clone(), b.clone()))
-            .collect())
-    }
-}
-
 struct World {
     api: FakeApi,
     exec: FakeExec,
-    state: FakeState,
+    state: MemoryStateStore,
     netns: FakeNetns,
-    files: FakeFiles,
+    files: MemoryConfigFiles,
 }
 
 impl World {
@@ -275,9 +214,9 @@ impl World {
                 failing_add: BTreeSet::from(["ipvlan".to_owned()]),
                 ..FakeExec::default()
             },
-            state: FakeState::default(),
+            state: MemoryStateStore::default(),
             netns: FakeNetns::default(),
-            files: FakeFiles {
+            files: MemoryConfigFiles {
                 files: BTreeMap::from([(
                     PathBuf::from("/etc/cni/multus/net.d/10-fromdir.conf"),
                     br#"{"cniVersion":"1.0.0","name":"fromdir","type":"ptp"}"#.to_vec(),
@@ -577,7 +516,7 @@ fn check_runs_delegate_check_with_cached_result() {
 fn add_persists_the_plan_before_the_first_delegate_and_saves_twice() {
     let world = World::new();
     add(&world, &conf("blue")).unwrap();
-    assert_eq!(*world.state.saves.lock().unwrap(), 2);
+    assert_eq!(world.state.saves(), 2);
 }
 
 #[test]

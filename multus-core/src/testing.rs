@@ -1,0 +1,94 @@
+//! In-memory implementations of the seams that need no scripting, for tests of the
+//! engine and of code that embeds it (enable the `testing` feature).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+
+use crate::seams::{ConfigFiles, StateError, StateLock, StateStore};
+use crate::state::SandboxState;
+
+/// A lock that guards nothing: [`MemoryStateStore`] is used by one caller at a time.
+#[derive(Debug)]
+pub struct NoLock;
+
+impl StateLock for NoLock {}
+
+/// Sandbox records kept in memory.
+#[derive(Debug, Default)]
+pub struct MemoryStateStore {
+    records: Mutex<BTreeMap<String, SandboxState>>,
+    saves: AtomicUsize,
+}
+
+impl MemoryStateStore {
+    /// How many times [`StateStore::save`] was called.
+    pub fn saves(&self) -> usize {
+        self.saves.load(Ordering::SeqCst)
+    }
+
+    fn records(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, SandboxState>> {
+        self.records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl StateStore for MemoryStateStore {
+    async fn lock(&self, _: &str) -> Result<Box<dyn StateLock>, StateError> {
+        Ok(Box::new(NoLock))
+    }
+
+    fn load(&self, container_id: &str) -> Result<Option<SandboxState>, StateError> {
+        Ok(self.records().get(container_id).cloned())
+    }
+
+    fn save(&self, state: &SandboxState) -> Result<(), StateError> {
+        self.saves.fetch_add(1, Ordering::SeqCst);
+        self.records()
+            .insert(state.container_id.clone(), state.clone());
+        Ok(())
+    }
+
+    fn remove(&self, container_id: &str) -> Result<(), StateError> {
+        self.records().remove(container_id);
+        Ok(())
+    }
+
+    fn list(&self) -> Result<Vec<String>, StateError> {
+        Ok(self.records().keys().cloned().collect())
+    }
+}
+
+/// CNI config files kept in memory; a directory is any parent of a stored file.
+#[derive(Debug, Default)]
+pub struct MemoryConfigFiles {
+    /// The files, by path.
+    pub files: BTreeMap<PathBuf, Vec<u8>>,
+}
+
+impl ConfigFiles for MemoryConfigFiles {
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        self.files
+            .get(path)
+            .cloned()
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+    }
+
+    fn is_dir(&self, path: &Path) -> bool {
+        self.files.keys().any(|p| p.parent() == Some(path))
+    }
+
+    fn list_configs(&self, dir: &Path) -> std::io::Result<Vec<(PathBuf, Vec<u8>)>> {
+        Ok(self
+            .files
+            .iter()
+            .filter(|(p, _)| p.parent() == Some(dir))
+            .map(|(p, b)| (p.clone(), b.clone()))
+            .collect())
+    }
+}
