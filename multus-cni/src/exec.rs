@@ -229,7 +229,11 @@ fn collect_output(child: &mut Child, timeout: Duration) -> std::io::Result<Optio
                 .flatten()
                 .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
                 .collect();
-            poll(&mut fds, timeout).map_err(std::io::Error::from)?;
+            match poll(&mut fds, timeout) {
+                // SIGCHLD (wait-timeout installs a handler for it) interrupts poll.
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
             let mut ready = [false; 2];
             for (index, fd) in indexes.iter().zip(&fds) {
                 ready[*index] = is_ready(fd);
@@ -282,8 +286,10 @@ fn read_ready<R: Read>(pipe: &mut Option<R>, buffer: &mut Vec<u8>) {
 fn drain_nonblocking<R: Read + AsFd>(pipe: &mut Option<R>, buffer: &mut Vec<u8>) {
     while let Some(reader) = pipe.as_ref() {
         let mut fds = [PollFd::new(reader.as_fd(), PollFlags::POLLIN)];
-        if !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0) {
-            break;
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(n) if n > 0 => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            _ => break,
         }
         read_ready(pipe, buffer);
     }
