@@ -18,3 +18,9 @@ echo "==> building binaries"
 cargo build --workspace --bins --quiet
 echo "==> cargo test"
 cargo test --workspace
+# The container image: scripts/build-image.sh (installs podman, runc, musl-tools and the
+# musl target when missing; static release binaries; podman build; podman save), then
+# the image's entrypoint, user, files and binaries are inspected. Fails when podman is
+# missing and cannot be installed: never skipped.
+echo "==> container image"
+cargo test -p multus-node --test image -- --ignored --nocapture

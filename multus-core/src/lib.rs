@@ -14,6 +14,7 @@ pub mod cni;
 pub mod config;
 pub mod delegate;
 pub mod engine;
+pub mod generate;
 pub mod nad;
 pub mod plan;
 pub mod request;

@@ -1,0 +1,207 @@
+//! `POST /delegate`: hot-plug one delegate into (or out of) a running pod, as upstream's
+//! daemon offers it to integrations such as KubeVirt.
+//!
+//! The request's config is the delegate's own CNI config (a conf or a conflist), not a
+//! multus configuration. `interfaceAttributes` asks for static IPs and a MAC (passed as
+//! the `ips` and `mac` runtimeConfig to plugins that declare those capabilities, and as
+//! the legacy `IP=` / `MAC=` CNI_ARGS on ADD) and `cni-args` (merged into `args.cni`).
+//! The delegate runs with the request's `CNI_IFNAME`, the pod's CNI_ARGS and the
+//! daemon's `binDir` before the request's `CNI_PATH`. As upstream: no NAD lookup, no
+//! network-status update, no sandbox record (the caller owns the attachment's life).
+//! Commands: ADD, DEL, CHECK, STATUS.
+
+use multus_core::cni::{CniError, CniResult, CniVersion, ErrorCode};
+use multus_core::delegate::DelegateConfig;
+use multus_core::plan::base_cni_args;
+use multus_core::request::{CniRequest, Command};
+use multus_core::seams::{DelegateExec, ExecError, ExecRequest};
+use multus_shim::api::{InterfaceAttributes, Request};
+use serde_json::{Map, Value};
+
+use crate::server::Daemon;
+
+fn error(code: ErrorCode, msg: String) -> CniError {
+    CniError::new(code, msg)
+}
+
+/// Serve one `/delegate` request; `Some(result)` (CNI 1.0.0) for ADD.
+pub async fn serve(daemon: &Daemon, request: Request) -> Result<Option<Value>, CniError> {
+    let command_text = request.env.get("CNI_COMMAND").cloned().unwrap_or_default();
+    let command = match Command::parse(&command_text) {
+        Some(command @ (Command::Add | Command::Del | Command::Check | Command::Status)) => command,
+        _ => {
+            return Err(error(
+                ErrorCode::InvalidEnvironment,
+                format!("delegate: unknown cmd type {command_text:?} (ADD, DEL, CHECK or STATUS)"),
+            ));
+        }
+    };
+    let cni = CniRequest::from_env(&request.env, Vec::new())
+        .map_err(|e| error(ErrorCode::InvalidEnvironment, format!("delegate: {e}")))?;
+    let config = DelegateConfig::from_bytes(&request.config).map_err(|e| {
+        error(
+            ErrorCode::InvalidNetworkConfig,
+            format!("delegate: invalid delegate configuration: {e}"),
+        )
+    })?;
+    let attributes = request.interface_attributes.unwrap_or_default();
+    let config = match &attributes.cni_args {
+        Some(cni_args) => config.with_cni_args(cni_args),
+        None => config,
+    };
+    let runtime_config = runtime_config(&config, &attributes);
+    let mut args = base_cni_args(&cni);
+    if command == Command::Add {
+        if let Some(mac) = &attributes.mac {
+            args.push("MAC", mac.clone());
+        }
+        if !attributes.ips.is_empty() {
+            args.push("IP", attributes.ips.join(","));
+        }
+    }
+    let mut search_path = vec![daemon.config.bin_dir.clone()];
+    search_path.extend(cni.path.iter().map(std::path::PathBuf::from));
+    let label = format!("[{}/{}:{}]", cni.pod.namespace, cni.pod.name, config.name());
+    let call = |plugin_type: &str, stdin: Vec<u8>| {
+        let per_sandbox = command != Command::Status;
+        ExecRequest {
+            plugin_type: plugin_type.to_owned(),
+            command,
+            container_id: if per_sandbox {
+                cni.container_id.clone()
+            } else {
+                String::new()
+            },
+            netns: if per_sandbox {
+                cni.netns.clone()
+            } else {
+                String::new()
+            },
+            ifname: if per_sandbox {
+                cni.ifname.clone()
+            } else {
+                String::new()
+            },
+            args: if per_sandbox {
+                args.to_string()
+            } else {
+                String::new()
+            },
+            search_path: search_path.clone(),
+            stdin,
+            timeout: daemon.config.delegate_timeout,
+        }
+    };
+    let failed = |e: ExecError| CniError {
+        cni_version: String::new(),
+        code: e.cni_code(),
+        msg: format!(
+            "{label}: error {} container {} network {:?} ({}): {e}",
+            match command {
+                Command::Add => "adding",
+                Command::Del => "deleting",
+                Command::Check => "checking",
+                _ => "getting the status of",
+            },
+            if command == Command::Del {
+                "from"
+            } else {
+                "to"
+            },
+            config.name(),
+            cni.ifname
+        ),
+        details: String::new(),
+    };
+    let types = config.plugin_types();
+    match command {
+        Command::Add => {
+            let mut prev: Option<Value> = None;
+            for (index, plugin_type) in types.iter().enumerate() {
+                let stdin = config.plugin_stdin(index, &runtime_config, prev.as_ref());
+                let out = daemon
+                    .exec
+                    .exec(call(plugin_type, stdin))
+                    .await
+                    .map_err(failed)?;
+                let value: Value = serde_json::from_slice(&out).map_err(|e| {
+                    failed(ExecError::Crashed {
+                        plugin: (*plugin_type).to_owned(),
+                        status: "exit 0".into(),
+                        stderr: format!("result is not JSON: {e}"),
+                    })
+                })?;
+                prev = Some(value);
+            }
+            let fallback = config.cni_version().unwrap_or(CniVersion::V1_0_0);
+            let result =
+                CniResult::from_value(&prev.unwrap_or(Value::Null), fallback).map_err(|e| {
+                    error(
+                        ErrorCode::DecodeFailure,
+                        format!("{label}: delegate result: {e}"),
+                    )
+                })?;
+            Ok(Some(result.to_value(CniVersion::V1_0_0)))
+        }
+        Command::Del => {
+            // Every plugin is tried, in reverse; the first failure is reported.
+            let prev = prev_result(&request.config);
+            let mut first = None;
+            for (index, plugin_type) in types.iter().enumerate().rev() {
+                let stdin = config.plugin_stdin(index, &runtime_config, prev.as_ref());
+                if let Err(e) = daemon.exec.exec(call(plugin_type, stdin)).await {
+                    tracing::warn!(plugin = plugin_type, error = %e, "hot-plug DEL failed");
+                    first.get_or_insert(e);
+                }
+            }
+            first.map_or(Ok(None), |e| Err(failed(e)))
+        }
+        Command::Check => {
+            let prev = prev_result(&request.config);
+            for (index, plugin_type) in types.iter().enumerate() {
+                let stdin = config.plugin_stdin(index, &runtime_config, prev.as_ref());
+                daemon
+                    .exec
+                    .exec(call(plugin_type, stdin))
+                    .await
+                    .map_err(failed)?;
+            }
+            Ok(None)
+        }
+        _ => {
+            for (index, plugin_type) in types.iter().enumerate() {
+                let stdin = config.plugin_stdin(index, &Map::new(), None);
+                daemon
+                    .exec
+                    .exec(call(plugin_type, stdin))
+                    .await
+                    .map_err(failed)?;
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// `ips` and `mac` as runtimeConfig, over whatever runtimeConfig the config carries.
+fn runtime_config(config: &DelegateConfig, attributes: &InterfaceAttributes) -> Map<String, Value> {
+    let mut runtime = serde_json::from_str::<Map<String, Value>>(config.raw())
+        .ok()
+        .and_then(|doc| doc.get("runtimeConfig")?.as_object().cloned())
+        .unwrap_or_default();
+    if !attributes.ips.is_empty() {
+        runtime.insert("ips".into(), attributes.ips.clone().into());
+    }
+    if let Some(mac) = &attributes.mac {
+        runtime.insert("mac".into(), mac.clone().into());
+    }
+    runtime
+}
+
+/// The `prevResult` the caller put in the delegate config (for DEL and CHECK).
+fn prev_result(config: &[u8]) -> Option<Value> {
+    serde_json::from_slice::<Map<String, Value>>(config)
+        .ok()?
+        .get("prevResult")
+        .filter(|v| !v.is_null())
+        .cloned()
+}

@@ -1,0 +1,190 @@
+//! # multus-daemon
+//!
+//! The thick-mode node agent of multus-rs: it serves upstream's socket API
+//! ([`server`]) to `multus-shim` and runs every CNI request through the same engine as
+//! the thin plugin (`multus_core::engine::Engine`), over daemon implementations of the
+//! seams: watch-backed caches of this node's pods and of NADs ([`cache`]), delegates
+//! run on tokio with a timeout and optional chroot ([`exec`]), and the node-side state
+//! store and namespace inspection moved off the async workers ([`blocking`]). It bounds
+//! its work ([`admission`]), owns `00-multus.conf` ([`confmgr`]), exports Prometheus
+//! metrics ([`metrics`]) and shuts down gracefully.
+#![deny(unsafe_code)]
+
+pub mod admission;
+pub mod blocking;
+pub mod cache;
+pub mod config;
+pub mod confmgr;
+#[allow(unsafe_code)]
+pub mod exec;
+pub mod hotplug;
+pub mod listener;
+pub mod metrics;
+pub mod server;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use multus_cni::cluster::kube::{ApiSource, RetryPolicy};
+use tokio::sync::watch;
+
+use crate::admission::Admission;
+use crate::cache::Caches;
+use crate::config::DaemonConfig;
+use crate::confmgr::ManagerStatus;
+use crate::exec::TokioExec;
+use crate::metrics::Metrics;
+use crate::server::Daemon;
+
+/// The environment variable naming this node (the pod cache's field selector).
+pub const NODE_NAME_ENV: &str = "MULTUS_NODE_NAME";
+/// How long start-up waits for `readinessindicatorfile` (upstream: 45 s).
+pub const READINESS_WAIT: Duration = Duration::from_secs(45);
+
+/// Where the daemon's pods and NADs come from: the daemon configuration's
+/// `kubeconfig`, its `networkAttachmentDir`, the in-cluster environment, or none.
+pub fn api_source(config: &DaemonConfig) -> ApiSource {
+    if let Some(path) = &config.kubeconfig {
+        return ApiSource::Kubeconfig(path.clone());
+    }
+    if let Some(dir) = &config.network_attachment_dir {
+        return ApiSource::Files(dir.clone());
+    }
+    let set = |key: &str| std::env::var(key).is_ok_and(|v| !v.is_empty());
+    if set("KUBERNETES_SERVICE_HOST") && set("KUBERNETES_SERVICE_PORT") {
+        return ApiSource::InCluster;
+    }
+    ApiSource::None
+}
+
+async fn wait_for_readiness_file(path: &std::path::Path) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + READINESS_WAIT;
+    loop {
+        if path.exists() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "have you checked that your default network is ready? still waiting for readinessindicatorfile @ {} after {} s",
+                path.display(),
+                READINESS_WAIT.as_secs()
+            ));
+        }
+        tracing::info!(path = %path.display(), "waiting for readinessindicatorfile");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Run the daemon until SIGTERM/SIGINT; `Err` is a start-up failure (exit 1).
+pub async fn run(config: DaemonConfig) -> Result<(), String> {
+    let config = Arc::new(config);
+    if config.enable_pprof {
+        tracing::warn!("enablePprof has no effect in multus-rs (no Go profiler); use the metrics");
+    }
+    if let Some(path) = &config.readiness_indicator_file {
+        wait_for_readiness_file(path).await?;
+    }
+    let metrics = Metrics::new();
+    let (listener, socket) = listener::bind(&config.socket_dir)?;
+    let caches = match api_source(&config) {
+        source @ (ApiSource::Kubeconfig(_) | ApiSource::InCluster) => {
+            let client = multus_cni::cluster::kube::connect(&source, config.api_timeout)
+                .await
+                .map_err(|e| format!("cannot make the Kubernetes client: {e}"))?;
+            let node = std::env::var(NODE_NAME_ENV).ok();
+            let policy = RetryPolicy::new(config.api_timeout, config.api_retries);
+            Some(Caches::start(client, policy, node, metrics.clone()).await)
+        }
+        ApiSource::Files(dir) => {
+            tracing::info!(dir = %dir.display(), "NetworkAttachmentDefinitions from files; no Kubernetes API");
+            None
+        }
+        ApiSource::None => {
+            tracing::info!("no Kubernetes API: static delegates and file-based networks only");
+            None
+        }
+    };
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let daemon = Arc::new(Daemon {
+        config: config.clone(),
+        metrics: metrics.clone(),
+        admission: Admission::new(
+            config.max_concurrent,
+            config.max_queued,
+            config.queue_timeout,
+            shutdown_rx.clone(),
+            metrics.clone(),
+        ),
+        exec: TokioExec::new(config.chroot_dir.clone(), metrics.clone())?,
+        caches,
+        ready: AtomicBool::new(true),
+        manager: Arc::new(Mutex::new(ManagerStatus::default())),
+    });
+    let manager = tokio::spawn(confmgr::run(
+        config.clone(),
+        daemon.manager.clone(),
+        shutdown_rx.clone(),
+    ));
+    let metrics_server = match config.metrics_port {
+        Some(port) => {
+            let address: std::net::IpAddr = config
+                .metrics_address
+                .parse()
+                .map_err(|e| format!("metricsAddress: {e}"))?;
+            let tcp = tokio::net::TcpListener::bind((address, port))
+                .await
+                .map_err(|e| format!("cannot listen on {address}:{port} for metrics: {e}"))?;
+            let mut stop = shutdown_rx.clone();
+            let router = server::metrics_router(daemon.clone());
+            Some(tokio::spawn(async move {
+                let _ = axum::serve(tcp, router)
+                    .with_graceful_shutdown(async move { confmgr::stopped(&mut stop).await })
+                    .await;
+            }))
+        }
+        None => None,
+    };
+    {
+        let daemon = daemon.clone();
+        let shutdown_tx = shutdown_tx.clone();
+        tokio::spawn(async move {
+            server::termination().await;
+            server::begin_shutdown(&daemon, &shutdown_tx);
+        });
+    }
+    tracing::info!(socket = %socket.display(), "multus-daemon serving");
+    let mut stop = shutdown_rx.clone();
+    let draining = daemon.clone();
+    // On SIGTERM: /readyz answers 500 and new or queued CNI requests 503 (try again
+    // later) while the running ones finish (also those whose client went away); then
+    // the socket closes.
+    let served = axum::serve(
+        listener::LimitedListener::new(listener, config.connection_limit),
+        server::router(daemon.clone()),
+    )
+    .with_graceful_shutdown(async move {
+        confmgr::stopped(&mut stop).await;
+        if tokio::time::timeout(server::DRAIN_LIMIT, draining.admission.drain())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "in-flight requests did not finish within {:?}",
+                server::DRAIN_LIMIT
+            );
+        }
+        tracing::info!("in-flight requests finished; closing the socket");
+    })
+    .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "serving the socket failed");
+    }
+    let _ = std::fs::remove_file(&socket);
+    let _ = manager.await;
+    if let Some(task) = metrics_server {
+        let _ = task.await;
+    }
+    tracing::info!("multus-daemon stopped");
+    Ok(())
+}
