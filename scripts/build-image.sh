@@ -29,7 +29,7 @@ lto=${MULTUS_IMAGE_LTO:-thin}
 target=x86_64-unknown-linux-musl
 # The binaries of the image, in the order the Containerfile lists them
 # (MULTUS_IMAGE_BINS="a b" restricts the set, for development).
-read -r -a wanted <<<"${MULTUS_IMAGE_BINS:-multus multus-shim multus-daemon multus-node multus-ctl}"
+read -r -a wanted <<<"${MULTUS_IMAGE_BINS:-multus multus-shim multus-daemon multus-node multus-ctl passthru}"
 
 say() { echo "==> build-image: $*"; }
 die() { echo "build-image: error: $*" >&2; exit 1; }

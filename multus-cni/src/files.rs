@@ -90,6 +90,15 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_directory_is_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = FsConfigFiles
+            .list_configs(&dir.path().join("absent"))
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    }
+
+    #[test]
     fn waits_for_a_file_within_the_bound() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ready");

@@ -24,6 +24,11 @@ pub enum DelegateConfigError {
         /// Its position in `plugins`.
         index: usize,
     },
+    /// Plugins can only be appended to a config list, not to a single network config.
+    #[error(
+        "plugins can only be appended to a config list ('plugins'), not to a single network config ('type')"
+    )]
+    NotAList,
     /// A `type` that could name a path outside the plugin directories.
     #[error("plugin type {0:?} is not a plain binary name")]
     UnsafeType(String),
@@ -61,6 +66,36 @@ impl DelegateConfig {
     /// Build from a JSON value (static `delegates` entries), keeping key order.
     pub fn from_value(value: &Value) -> Result<Self, DelegateConfigError> {
         Self::from_string(value.to_string())
+    }
+
+    /// A config list read from `bytes` with `plugins` appended after its own, as libcni's
+    /// subdirectory chaining (`NetworkPluginConfsFromFiles`) does: the plugins found in
+    /// `<dir of the list>/<list name>/` run after the inlined ones.
+    ///
+    /// With nothing to append the bytes are kept exactly. Otherwise the document is
+    /// re-serialised with its key order kept (compact JSON); a list without `plugins`
+    /// gets the appended ones as its `plugins`.
+    pub fn list_with_appended_plugins(
+        bytes: &[u8],
+        plugins: Vec<Map<String, Value>>,
+    ) -> Result<Self, DelegateConfigError> {
+        if plugins.is_empty() {
+            return Self::from_bytes(bytes);
+        }
+        let mut doc: Map<String, Value> = serde_json::from_slice(bytes)
+            .map_err(|e| DelegateConfigError::NotAnObject(e.to_string()))?;
+        if doc.contains_key("type") && !doc.contains_key("plugins") {
+            // A single network config: nothing to append plugins to.
+            return Err(DelegateConfigError::NotAList);
+        }
+        match doc
+            .entry("plugins")
+            .or_insert_with(|| Value::Array(Vec::new()))
+        {
+            Value::Array(list) => list.extend(plugins.into_iter().map(Value::Object)),
+            _ => return Err(DelegateConfigError::BadPlugins),
+        }
+        Self::from_string(Value::Object(doc).to_string())
     }
 
     fn from_string(raw: String) -> Result<Self, DelegateConfigError> {
@@ -382,6 +417,61 @@ mod tests {
         let text = serde_json::to_string(&conf).unwrap();
         let back: DelegateConfig = serde_json::from_str(&text).unwrap();
         assert_eq!(back.raw(), BRIDGE);
+    }
+
+    #[test]
+    fn appended_plugins_follow_the_inlined_ones_with_key_order_kept() {
+        let list = br#"{"cniVersion":"1.0.0","name":"k","z":1,"plugins":[{"type":"bridge","b":2,"a":1}],"after":true}"#;
+        let extra = |doc: Value| doc.as_object().unwrap().clone();
+        let conf = DelegateConfig::list_with_appended_plugins(
+            list,
+            vec![
+                extra(json!({"type":"tuning","sysctl":{"y":"1","x":"0"}})),
+                extra(json!({"type":"portmap"})),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            conf.raw(),
+            r#"{"cniVersion":"1.0.0","name":"k","z":1,"plugins":[{"type":"bridge","b":2,"a":1},{"type":"tuning","sysctl":{"y":"1","x":"0"}},{"type":"portmap"}],"after":true}"#
+        );
+        assert_eq!(conf.plugin_types(), vec!["bridge", "tuning", "portmap"]);
+        assert_eq!(conf.kind(), DelegateKind::List);
+    }
+
+    #[test]
+    fn nothing_to_append_keeps_the_bytes() {
+        let list = "{ \"name\": \"k\", \"plugins\": [ {\"type\": \"bridge\", \"mtu\": 1.50} ] }";
+        let conf = DelegateConfig::list_with_appended_plugins(list.as_bytes(), Vec::new()).unwrap();
+        assert_eq!(conf.raw(), list);
+    }
+
+    #[test]
+    fn a_list_without_plugins_gets_the_appended_ones() {
+        let extra = json!({"type":"tuning"}).as_object().unwrap().clone();
+        let conf =
+            DelegateConfig::list_with_appended_plugins(br#"{"name":"k"}"#, vec![extra.clone()])
+                .unwrap();
+        assert_eq!(conf.raw(), r#"{"name":"k","plugins":[{"type":"tuning"}]}"#);
+        assert_eq!(
+            DelegateConfig::list_with_appended_plugins(
+                br#"{"type":"bridge"}"#,
+                vec![extra.clone()]
+            )
+            .unwrap_err(),
+            DelegateConfigError::NotAList
+        );
+        assert_eq!(
+            DelegateConfig::list_with_appended_plugins(br#"{"plugins":{}}"#, vec![extra.clone()])
+                .unwrap_err(),
+            DelegateConfigError::BadPlugins
+        );
+        let unsafe_type = json!({"type":"../sh"}).as_object().unwrap().clone();
+        assert_eq!(
+            DelegateConfig::list_with_appended_plugins(br#"{"name":"k"}"#, vec![unsafe_type])
+                .unwrap_err(),
+            DelegateConfigError::UnsafeType("../sh".into())
+        );
     }
 
     #[test]

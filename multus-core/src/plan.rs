@@ -21,6 +21,7 @@ use crate::nad::{
 use crate::request::CniRequest;
 use crate::seams::{ApiError, ClusterApi, ConfigFiles};
 
+pub mod chain;
 mod prefetch;
 
 /// One delegate to run, with everything needed to run it again on DEL.
@@ -49,13 +50,18 @@ pub struct PlannedDelegate {
     /// The NAD's device-plugin resource name, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_name: Option<String>,
+    /// The auxiliary CNI chain (`auxiliaryCNIChainName`): it runs as `net<index>` but
+    /// creates no interface of its own, so it gets no network-status entry and no event,
+    /// and its interface name is neither checked in the pod nor reserved.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auxiliary: bool,
 }
 
 /// The ordered delegates of one sandbox.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
-    /// Cluster network first, then static delegates, defaultNetworks and annotation
-    /// networks in order.
+    /// Cluster network first, then static delegates, defaultNetworks, annotation
+    /// networks and the auxiliary chain, in order.
     pub delegates: Vec<PlannedDelegate>,
 }
 
@@ -126,6 +132,23 @@ pub enum PlanError {
         /// The second network.
         second: String,
     },
+    /// The chained plugins of a `.conflist` file cannot be loaded.
+    #[error("network {network:?}: {source}")]
+    Chain {
+        /// The network as referenced (the file path).
+        network: String,
+        /// Why.
+        source: chain::ChainError,
+    },
+    /// `auxiliaryCNIChainName` is set but `clusterNetwork` is not a path (upstream's
+    /// message).
+    #[error(
+        "auxiliary chain used but ClusterNetwork must be a path, and it is not a path: {cluster_network}"
+    )]
+    AuxiliaryChainWithoutPath {
+        /// `clusterNetwork` (empty when only `delegates` are configured).
+        cluster_network: String,
+    },
     /// More than one default gateway of one family requested.
     #[error(
         "multus does not support ECMP for default-route: {count} IPv{family} gateways requested"
@@ -146,9 +169,12 @@ impl PlanError {
             | Self::InvalidNetwork { network, .. }
             | Self::Api { network, .. }
             | Self::Isolation { network, .. }
-            | Self::InvalidIfname { network, .. } => Some(network),
+            | Self::InvalidIfname { network, .. }
+            | Self::Chain { network, .. } => Some(network),
             Self::DuplicateIfname { second, .. } => Some(second),
-            Self::Annotation { .. } | Self::Ecmp { .. } => None,
+            Self::Annotation { .. }
+            | Self::Ecmp { .. }
+            | Self::AuxiliaryChainWithoutPath { .. } => None,
         }
     }
 }
@@ -158,6 +184,19 @@ struct Resolved {
     network: String,
     config: DelegateConfig,
     resource_name: Option<String>,
+    auxiliary: bool,
+}
+
+impl Resolved {
+    /// A network named after its config's CNI `name`, not from a NAD.
+    fn named_by_config(config: DelegateConfig) -> Self {
+        Self {
+            network: config.name().to_owned(),
+            config,
+            resource_name: None,
+            auxiliary: false,
+        }
+    }
 }
 
 /// Builds the plan for one request.
@@ -247,6 +286,9 @@ impl<'a> Planner<'a> {
                 .resolve_nad(&selection.namespace, &selection.name)
                 .await?;
             entries.push((resolved, Some(selection)));
+        }
+        if let Some(chain) = self.auxiliary_chain()? {
+            entries.push((chain, None));
         }
 
         let delegates = entries
@@ -344,11 +386,37 @@ impl<'a> Planner<'a> {
                     .to_owned(),
                 source,
             })?;
-        Ok(Resolved {
-            network: config.name().to_owned(),
-            config,
-            resource_name: None,
-        })
+        Ok(Resolved::named_by_config(config))
+    }
+
+    /// The auxiliary chain (`auxiliaryCNIChainName`), after every other network:
+    /// passthru and the plugins of `<dir of clusterNetwork>/<name>/`. Like upstream, it
+    /// is left out when that directory has no plugin, and when loading it fails (logged).
+    fn auxiliary_chain(&self) -> Result<Option<Resolved>, PlanError> {
+        let Some(name) = self.conf.auxiliary_cni_chain_name.as_deref() else {
+            return Ok(None);
+        };
+        let cluster_network = self.conf.cluster_network.as_deref().unwrap_or_default();
+        if !cluster_network.contains('/') {
+            return Err(PlanError::AuxiliaryChainWithoutPath {
+                cluster_network: cluster_network.to_owned(),
+            });
+        }
+        let dir = chain::auxiliary_chain_dir(self.files, Path::new(cluster_network));
+        match chain::auxiliary_chain(self.files, dir, name, self.conf.cni_version) {
+            Ok(Some(config)) => Ok(Some(Resolved {
+                auxiliary: true,
+                ..Resolved::named_by_config(config)
+            })),
+            Ok(None) => {
+                tracing::debug!(chain = name, dir = %dir.display(), "no plugins for the auxiliary CNI chain; not running it");
+                Ok(None)
+            }
+            Err(e) => {
+                tracing::error!(chain = name, dir = %dir.display(), error = %e, "cannot load the auxiliary CNI chain; not running it");
+                Ok(None)
+            }
+        }
     }
 
     /// `clusterNetwork` / `defaultNetworks` resolution, in upstream's order: NAD in
@@ -360,29 +428,38 @@ impl<'a> Planner<'a> {
                 Err(PlanError::NetworkNotFound { .. }) => {}
                 Err(other) => return Err(other),
             }
-            return self.config_by_name(value, value).map(|config| Resolved {
-                network: config.name().to_owned(),
-                config,
-                resource_name: None,
-            });
+            return self
+                .config_by_name(value, value)
+                .map(Resolved::named_by_config);
         }
         let path = Path::new(value);
-        let bytes = if self.files.is_dir(path) {
-            self.first_config_in_dir(path)?
-        } else {
-            self.files
-                .read(path)
-                .map_err(|e| PlanError::NetworkNotFound {
+        if self.files.is_dir(path) {
+            let bytes = self.first_config_in_dir(path)?;
+            return parse_config(value, &bytes).map(Resolved::named_by_config);
+        }
+        let bytes = self
+            .files
+            .read(path)
+            .map_err(|e| PlanError::NetworkNotFound {
+                network: value.to_owned(),
+                detail: format!("cannot read {value}: {e}"),
+            })?;
+        // A config list file: with libcni's subdirectory chaining, as upstream loads it.
+        let config = if value.ends_with(".conflist") {
+            chain::conflist_file(self.files, path, &bytes).map_err(|source| match source {
+                chain::ChainError::Config(source) => PlanError::InvalidNetwork {
                     network: value.to_owned(),
-                    detail: format!("cannot read {value}: {e}"),
-                })?
+                    source,
+                },
+                source => PlanError::Chain {
+                    network: value.to_owned(),
+                    source,
+                },
+            })?
+        } else {
+            parse_config(value, &bytes)?
         };
-        let config = parse_config(value, &bytes)?;
-        Ok(Resolved {
-            network: config.name().to_owned(),
-            config,
-            resource_name: None,
-        })
+        Ok(Resolved::named_by_config(config))
     }
 
     fn first_config_in_dir(&self, dir: &Path) -> Result<Vec<u8>, PlanError> {
@@ -462,6 +539,7 @@ impl<'a> Planner<'a> {
             network,
             config,
             resource_name: nad.resource_name.clone(),
+            auxiliary: false,
         })
     }
 
@@ -512,6 +590,7 @@ impl<'a> Planner<'a> {
             add_cni_args: add_args.to_string(),
             default_route: selection.and_then(|s| s.default_route),
             resource_name: resolved.resource_name,
+            auxiliary: resolved.auxiliary,
         })
     }
 }
@@ -568,7 +647,8 @@ fn apply_selection(runtime_config: &mut Map<String, Value>, selection: &NetworkS
 
 fn check_ifnames(delegates: &[PlannedDelegate]) -> Result<(), PlanError> {
     let mut seen: HashMap<&str, &str> = HashMap::new();
-    for delegate in delegates {
+    // The auxiliary chain creates no interface: its name collides with nothing.
+    for delegate in delegates.iter().filter(|d| !d.auxiliary) {
         if let Some(first) = seen.insert(&delegate.ifname, &delegate.network) {
             return Err(PlanError::DuplicateIfname {
                 ifname: delegate.ifname.clone(),

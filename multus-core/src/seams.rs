@@ -289,7 +289,9 @@ pub trait ConfigFiles: Send + Sync {
     /// Whether the path is a directory.
     fn is_dir(&self, path: &Path) -> bool;
     /// The `*.conf`, `*.json` and `*.conflist` files of a directory with their contents,
-    /// sorted by path.
+    /// sorted by path. A directory that does not exist is an
+    /// [`std::io::ErrorKind::NotFound`] error or an empty list (subdirectory chaining
+    /// takes both as "no plugins").
     fn list_configs(&self, dir: &Path) -> std::io::Result<Vec<(PathBuf, Vec<u8>)>>;
     /// Whether something exists at the path.
     fn exists(&self, path: &Path) -> bool {

@@ -187,14 +187,15 @@ pub fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// The multus plugin: `--multus`, else `multus` next to this program, else
-/// `/opt/cni/bin/multus`.
-pub fn multus_binary(flag: Option<&Path>) -> Result<PathBuf, CtlError> {
+/// The plugin to run: `--multus`, else `multus` (`multus-shim` when `shim`) next to this
+/// program, else in `/opt/cni/bin`.
+pub fn plugin_binary(flag: Option<&Path>, shim: bool) -> Result<PathBuf, CtlError> {
+    let name = if shim { "multus-shim" } else { "multus" };
     if let Some(path) = flag {
         if is_executable(path) {
             return Ok(path.to_owned());
         }
-        let what = format!("the multus plugin {} ", path.display());
+        let what = format!("the {name} plugin {} ", path.display());
         return Err(if path.exists() {
             CtlError::Unreachable(format!("{what}is not an executable file; check --multus"))
         } else {
@@ -203,10 +204,10 @@ pub fn multus_binary(flag: Option<&Path>) -> Result<PathBuf, CtlError> {
     }
     let beside = std::env::current_exe()
         .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("multus")));
+        .and_then(|exe| exe.parent().map(|dir| dir.join(name)));
     let candidates: Vec<PathBuf> = beside
         .into_iter()
-        .chain([PathBuf::from("/opt/cni/bin/multus")])
+        .chain([Path::new("/opt/cni/bin").join(name)])
         .collect();
     candidates
         .iter()
@@ -214,7 +215,7 @@ pub fn multus_binary(flag: Option<&Path>) -> Result<PathBuf, CtlError> {
         .cloned()
         .ok_or_else(|| {
             CtlError::NotFound(format!(
-                "cannot find the multus plugin (tried {}); pass --multus PATH",
+                "cannot find the {name} plugin (tried {}); pass --multus PATH",
                 candidates
                     .iter()
                     .map(|p| p.display().to_string())

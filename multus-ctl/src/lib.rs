@@ -8,9 +8,13 @@
 //!   and routes in its network namespace, with every difference called out;
 //! - `state list|show|prune`: the per-sandbox records, and the teardown (DEL through the
 //!   delegates) of those whose namespace is gone;
-//! - `exec add|del|check|status|gc`: the multus plugin driven as a runtime drives it;
+//! - `exec add|del|check|status|gc`: the multus plugin (or, in thick mode, multus-shim)
+//!   driven as a runtime drives it;
 //! - `nad validate`: NADs checked against what their delegates will face;
-//! - `config show`: the effective Multus configuration;
+//! - `config show`: the effective Multus configuration; `config generate`: the
+//!   `00-multus.conf(list)` multus-daemon or the thin entrypoint would write, through
+//!   their own generator code;
+//! - `daemon health|metrics|config`: the thick daemon, through its unix socket;
 //! - `completions`: shell completion scripts.
 //!
 //! Output is a table by default, or `-o json|yaml` with stable field names. Exit codes:
@@ -23,6 +27,7 @@ pub mod cluster;
 pub mod cmd;
 pub mod cni_call;
 pub mod error;
+pub mod exposition;
 pub mod output;
 pub mod recorded;
 pub mod sources;
@@ -32,7 +37,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 
-use crate::cli::{Cli, Command, ConfigCommand, NadCommand, StateCommand};
+use crate::cli::{Cli, Command, ConfigCommand, DaemonCommand, NadCommand, StateCommand};
 use crate::error::{CtlResult, EXIT_USAGE};
 use crate::output::Printer;
 
@@ -85,6 +90,12 @@ fn dispatch(printer: &Printer, cli: &Cli, bin_name: &str) -> CtlResult {
         Command::Exec(command) => cmd::exec::run(printer, command),
         Command::Nad(NadCommand::Validate(args)) => cmd::nad::validate(printer, &cli.global, args),
         Command::Config(ConfigCommand::Show { conf }) => cmd::config::show(printer, conf),
+        Command::Config(ConfigCommand::Generate(args)) => cmd::generate::run(printer, args),
+        Command::Daemon(DaemonCommand::Health { socket }) => cmd::daemon::health(printer, socket),
+        Command::Daemon(DaemonCommand::Metrics { socket, raw, all }) => {
+            cmd::daemon::metrics(printer, socket, *raw, *all)
+        }
+        Command::Daemon(DaemonCommand::Config { socket }) => cmd::daemon::config(printer, socket),
         Command::Completions { shell } => {
             let mut command = Cli::command();
             let name = bin_name.replace(' ', "-");

@@ -124,24 +124,24 @@ pub fn recorded_interfaces(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use multus_core::delegate::DelegateConfig;
     use multus_core::plan::PlannedDelegate;
     use serde_json::json;
 
     fn attachment(result: serde_json::Value) -> Attachment {
+        // As a record stores it: the keys a plan always has (newer, optional ones take
+        // their defaults).
+        let delegate: PlannedDelegate = serde_json::from_value(json!({
+            "network": "default/blue",
+            "ifname": "net1",
+            "clusterNetwork": false,
+            "config": r#"{"cniVersion":"1.0.0","type":"bridge"}"#,
+            "runtimeConfig": {},
+            "cniArgs": "",
+            "addCniArgs": "",
+        }))
+        .unwrap();
         Attachment {
-            delegate: PlannedDelegate {
-                network: "default/blue".into(),
-                ifname: "net1".into(),
-                cluster_network: false,
-                config: DelegateConfig::from_value(&json!({"cniVersion":"1.0.0","type":"bridge"}))
-                    .unwrap(),
-                runtime_config: Default::default(),
-                cni_args: String::new(),
-                add_cni_args: String::new(),
-                default_route: None,
-                resource_name: None,
-            },
+            delegate,
             result: Some(result),
         }
     }

@@ -20,16 +20,36 @@ use crate::error::{CtlError, one_line};
 pub struct LoadedConf {
     /// The file.
     pub path: PathBuf,
-    /// Its bytes.
+    /// What a runtime passes the plugin on stdin: the file's bytes, or for a config
+    /// list, multus' entry with the list's `name` and `cniVersion`.
     pub bytes: Vec<u8>,
-    /// The document as written.
+    /// That document.
     pub raw: Map<String, Value>,
     /// With defaults applied.
     pub conf: MultusConf,
+    /// Whether the file is a config list (`00-multus.conflist`).
+    pub from_list: bool,
 }
 
-/// Read and parse a Multus configuration.
-pub fn load_conf(path: &Path) -> Result<LoadedConf, CtlError> {
+/// A Multus configuration as a runtime hands it to the plugin, not yet checked as one.
+#[derive(Debug, Clone)]
+pub struct PluginStdin {
+    /// The file.
+    pub path: PathBuf,
+    /// The plugin's stdin.
+    pub bytes: Vec<u8>,
+    /// That document.
+    pub raw: Map<String, Value>,
+    /// Whether the file is a config list.
+    pub from_list: bool,
+}
+
+/// The plugin types multus runs as (thin plugin, thick shim).
+pub const MULTUS_TYPES: &[&str] = &["multus", "multus-shim"];
+
+/// Read a Multus configuration file (`.conf`, or a `.conflist` whose multus entry is
+/// taken, with the list's `name` and `cniVersion` as a runtime injects them).
+pub fn read_plugin_stdin(path: &Path) -> Result<PluginStdin, CtlError> {
     let bytes = std::fs::read(path).map_err(|e| {
         let what = format!("cannot read the Multus configuration {}", path.display());
         if e.kind() == std::io::ErrorKind::NotFound {
@@ -40,20 +60,60 @@ pub fn load_conf(path: &Path) -> Result<LoadedConf, CtlError> {
             CtlError::Unreachable(format!("{what}: {}", one_line(e)))
         }
     })?;
-    let invalid = |reason: String| {
-        CtlError::Unreachable(format!(
-            "cannot use the Multus configuration {}: {reason}; fix the file (see docs/configuration.md)",
-            path.display()
-        ))
+    let raw: Map<String, Value> = serde_json::from_slice(&bytes)
+        .map_err(|e| invalid_conf(path, &format!("not a JSON object: {e}")))?;
+    let Some(plugins) = raw.get("plugins") else {
+        return Ok(PluginStdin {
+            path: path.to_owned(),
+            bytes,
+            raw,
+            from_list: false,
+        });
     };
-    let raw: Map<String, Value> =
-        serde_json::from_slice(&bytes).map_err(|e| invalid(format!("not a JSON object: {e}")))?;
-    let conf = MultusConf::parse(&bytes).map_err(|e| invalid(one_line(e)))?;
-    Ok(LoadedConf {
+    let entry = plugins
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .find(|p| {
+            p.get("type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| MULTUS_TYPES.contains(&t))
+        })
+        .ok_or_else(|| {
+            invalid_conf(path, "a config list without a multus or multus-shim plugin")
+        })?;
+    let mut document = entry.clone();
+    for key in ["name", "cniVersion"] {
+        if let Some(value) = raw.get(key) {
+            document.insert(key.to_owned(), value.clone());
+        }
+    }
+    Ok(PluginStdin {
         path: path.to_owned(),
-        bytes,
-        raw,
+        bytes: Value::Object(document.clone()).to_string().into_bytes(),
+        raw: document,
+        from_list: true,
+    })
+}
+
+fn invalid_conf(path: &Path, reason: &str) -> CtlError {
+    CtlError::Unreachable(format!(
+        "cannot use the Multus configuration {}: {reason}; fix the file (see docs/configuration.md)",
+        path.display()
+    ))
+}
+
+/// Read and parse a Multus configuration.
+pub fn load_conf(path: &Path) -> Result<LoadedConf, CtlError> {
+    let stdin = read_plugin_stdin(path)?;
+    let conf = MultusConf::parse(&stdin.bytes).map_err(|e| invalid_conf(path, &one_line(e)))?;
+    Ok(LoadedConf {
+        path: stdin.path,
+        bytes: stdin.bytes,
+        raw: stdin.raw,
         conf,
+        from_list: stdin.from_list,
     })
 }
 

@@ -819,3 +819,602 @@ fn pod_bad_input() {
         assert_eq!(run.stderr.lines().count(), 1, "one line: {}", run.stderr);
     }
 }
+
+/// A work directory with the `config generate` fixtures under `generate/`.
+fn generate_workdir() -> tempfile::TempDir {
+    let work = workdir();
+    common::copy_tree(
+        &common::fixtures().join("generate"),
+        &work.path().join("generate"),
+    );
+    work
+}
+
+#[test]
+fn config_generate_thick_and_thin() {
+    let work = generate_workdir();
+    let dir = work.path();
+    let primary = "generate/10-calico.conflist";
+    // Thick from flags: the daemon-config keys of the same names.
+    let thick = [
+        "config",
+        "generate",
+        "--primary",
+        primary,
+        "--cluster-network",
+        "/etc/cni/net.d/10-calico.conflist",
+        "--log-level",
+        "verbose",
+        "--log-to-stderr",
+        "--daemon-socket-dir",
+        "/run/multus/",
+    ];
+    let table = snapshot(dir, "config_generate_thick_table", &thick, 0);
+    assert!(table.starts_with("00-multus.conf (as multus-daemon writes it)\n"));
+    let json_args: Vec<&str> = thick.iter().copied().chain(["-o", "json"]).collect();
+    let json = snapshot(dir, "config_generate_thick_json", &json_args, 0);
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["document"]["type"], "multus-shim");
+    assert_eq!(
+        report["document"]["capabilities"],
+        serde_json::json!({"bandwidth": true, "portMappings": true}),
+        "the union of the primary's plugins' capabilities"
+    );
+    // --raw: the bytes as written, and the same document.
+    let raw_args: Vec<&str> = thick.iter().copied().chain(["--raw"]).collect();
+    let raw = ctl(dir, &raw_args);
+    let raw = raw.expect(0);
+    assert!(raw.ends_with("}\n") && !raw.ends_with("}\n\n"), "{raw:?}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(raw).unwrap(),
+        report["document"]
+    );
+
+    // Thick from a daemon-config.json: the daemon's own parser and options; the primary
+    // is named as the daemon sees it, in multusAutoconfigDir.
+    let from_config = [
+        "config",
+        "generate",
+        "--primary",
+        primary,
+        "--daemon-config",
+        "generate/daemon-config.json",
+    ];
+    let table = snapshot(dir, "config_generate_daemon_config_table", &from_config, 0);
+    assert!(
+        table.contains("multus-daemon writes it as /host/etc/cni/net.d/00-multus.conf"),
+        "{table}"
+    );
+    let json_args: Vec<&str> = from_config.iter().copied().chain(["-o", "json"]).collect();
+    let report = ctl(dir, &json_args).json();
+    assert_eq!(
+        report["clusterNetwork"],
+        "/host/etc/cni/net.d/10-calico.conflist"
+    );
+    assert_eq!(report["document"]["daemonSocketDir"], "/run/multus/");
+    assert_eq!(
+        report["document"]["capabilities"]["io.kubernetes.cri.pod-annotations"],
+        true
+    );
+
+    // Thin: what the thin entrypoint writes with its defaults.
+    let thin = ["config", "generate", "--mode", "thin", "--primary", primary];
+    snapshot(dir, "config_generate_thin_table", &thin, 0);
+    let json_args: Vec<&str> = thin.iter().copied().chain(["-o", "json"]).collect();
+    let json = snapshot(dir, "config_generate_thin_json", &json_args, 0);
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["document"]["type"], "multus");
+    assert_eq!(
+        report["document"]["delegates"][0]["plugins"][0]["type"],
+        "calico"
+    );
+    let yaml = ctl(
+        dir,
+        &thin
+            .iter()
+            .copied()
+            .chain(["-o", "yaml"])
+            .collect::<Vec<_>>(),
+    );
+    assert!(yaml.expect(0).contains("fileName: 00-multus.conf"));
+
+    // clusterNetwork defaults to the primary's absolute path; a CNI 1.0 primary makes a
+    // config list.
+    let report = ctl(
+        dir,
+        &[
+            "config",
+            "generate",
+            "--primary",
+            "generate/20-bridge-1.0.conf",
+            "-o",
+            "json",
+        ],
+    )
+    .json();
+    assert_eq!(report["fileName"], "00-multus.conflist");
+    assert_eq!(
+        report["clusterNetwork"],
+        dir.join("generate/20-bridge-1.0.conf")
+            .display()
+            .to_string()
+    );
+    assert_eq!(report["document"]["plugins"][0]["type"], "multus-shim");
+}
+
+#[test]
+fn config_generate_follows_the_daemons_choices() {
+    let work = generate_workdir();
+    let dir = work.path();
+    let net_d = dir.join("net.d");
+    std::fs::create_dir_all(&net_d).unwrap();
+    std::fs::copy(
+        dir.join("generate/10-calico.conflist"),
+        net_d.join("10-calico.conflist"),
+    )
+    .unwrap();
+    std::fs::copy(
+        dir.join("generate/20-bridge-1.0.conf"),
+        net_d.join("05-bridge.conf"),
+    )
+    .unwrap();
+    let config = serde_json::json!({
+        "cniConfigDir": net_d, "multusAutoconfigDir": net_d, "logLevel": "debug",
+    });
+    std::fs::write(dir.join("daemon-config.json"), config.to_string()).unwrap();
+    // The daemon takes the lexically first primary: said in a note.
+    let report = ctl(
+        dir,
+        &[
+            "config",
+            "generate",
+            "--primary",
+            "net.d/10-calico.conflist",
+            "--daemon-config",
+            "daemon-config.json",
+            "-o",
+            "json",
+        ],
+    )
+    .json();
+    let notes = report["notes"].to_string();
+    assert!(
+        notes.contains("05-bridge.conf as the primary"),
+        "{report:#}"
+    );
+    assert_eq!(report["document"]["logLevel"], "debug");
+
+    // multusConfigFile given: the daemon copies that file as it is.
+    std::fs::write(
+        dir.join("70-mine.conf"),
+        "{\"cniVersion\":\"0.4.0\",\"type\":\"multus-shim\"}",
+    )
+    .unwrap();
+    let config = serde_json::json!({
+        "cniConfigDir": net_d, "multusConfigFile": dir.join("70-mine.conf"),
+    });
+    std::fs::write(dir.join("daemon-config.json"), config.to_string()).unwrap();
+    let args = [
+        "config",
+        "generate",
+        "--primary",
+        "net.d/10-calico.conflist",
+        "--daemon-config",
+        "daemon-config.json",
+    ];
+    let raw = ctl(dir, &[&args[..], &["--raw"]].concat());
+    assert_eq!(
+        raw.expect(0),
+        "{\"cniVersion\":\"0.4.0\",\"type\":\"multus-shim\"}",
+        "byte for byte"
+    );
+    let table = ctl(dir, &args);
+    let table = table.expect(0);
+    assert!(
+        table.starts_with("70-mine.conf (multus-daemon writes it as "),
+        "{table}"
+    );
+    assert!(table.contains("copied as it is"), "{table}");
+}
+
+#[test]
+fn config_generate_bad_input() {
+    let work = generate_workdir();
+    let dir = work.path();
+    std::fs::write(dir.join("broken.conf"), "{\"cniVersion\":").unwrap();
+    std::fs::write(dir.join("bad-daemon.json"), r#"{"metricsPort":"9091"}"#).unwrap();
+    let primary = [
+        "config",
+        "generate",
+        "--primary",
+        "generate/10-calico.conflist",
+    ];
+    let with = |extra: &[&'static str]| -> Vec<&'static str> {
+        primary
+            .iter()
+            .copied()
+            .chain(extra.iter().copied())
+            .collect()
+    };
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (
+            with(&["--mode", "thin", "--cni-dir", "x"]),
+            2,
+            "--cni-dir: only with --mode thick",
+        ),
+        (
+            with(&["--readiness-indicator-file", "/r"]),
+            2,
+            "--readiness-indicator-file: only with --mode thin",
+        ),
+        (
+            with(&[
+                "--mode",
+                "thin",
+                "--daemon-config",
+                "generate/daemon-config.json",
+            ]),
+            2,
+            "--daemon-config",
+        ),
+        (
+            with(&[
+                "--daemon-config",
+                "generate/daemon-config.json",
+                "--log-level",
+                "debug",
+            ]),
+            2,
+            "cannot be used with",
+        ),
+        (with(&["--log-level", "info"]), 2, "--log-level"),
+        (
+            with(&["--mode", "thin", "--log-level", "info"]),
+            2,
+            "--log-level",
+        ),
+        (
+            with(&["--ready-timeout-seconds", "100000"]),
+            2,
+            "--ready-timeout-seconds",
+        ),
+        (with(&["--log-options", "nope"]), 2, "--log-options"),
+        (with(&["--daemon-config", "nosuch.json"]), 4, "nosuch.json"),
+        (
+            with(&["--daemon-config", "bad-daemon.json"]),
+            3,
+            "key `metricsPort`",
+        ),
+        (
+            with(&["--cni-version", "1.0.0"]),
+            3,
+            "delegate cni version is 0.3.1",
+        ),
+        (
+            vec!["config", "generate", "--primary", "nosuch.conflist"],
+            4,
+            "nosuch.conflist",
+        ),
+        (
+            vec!["config", "generate", "--primary", "broken.conf"],
+            3,
+            "broken.conf is invalid",
+        ),
+    ];
+    for (args, code, text) in cases {
+        let run = ctl(dir, &args);
+        assert_eq!(run.code, code, "{args:?}: {}{}", run.stdout, run.stderr);
+        assert!(run.stderr.contains(text), "{args:?}: {}", run.stderr);
+        if code != 2 || !text.contains("cannot be used") {
+            assert_eq!(run.stderr.lines().count(), 1, "one line: {}", run.stderr);
+        }
+    }
+}
+
+/// Latencies vary from run to run.
+const LATENCY_FILTERS: &[(&str, &str)] = &[
+    (r"\d+\.\d ms", "[latency]"),
+    (r#""latencyMs": [0-9.e-]+"#, r#""latencyMs": "[latency]""#),
+];
+
+#[test]
+fn daemon_commands_table_and_json() {
+    let daemon = common::FakeDaemon::start(true);
+    let work = workdir();
+    let dir = work.path();
+    let socket_dir = daemon.socket_dir().display().to_string();
+    // Tables with their padding collapsed (the socket's path varies); JSON as printed.
+    let run_ok = |args: &[&str]| {
+        let mut full: Vec<&str> = args.to_vec();
+        full.extend(["--socket-dir", &socket_dir]);
+        let text = ctl(dir, &full)
+            .expect(0)
+            .replace(&socket_dir, "<socket-dir>");
+        if args.contains(&"json") {
+            text
+        } else {
+            common::collapse(&text)
+        }
+    };
+    insta::with_settings!({filters => LATENCY_FILTERS.to_vec()}, {
+        insta::assert_snapshot!("daemon_health_table", run_ok(&["daemon", "health"]));
+        insta::assert_snapshot!(
+            "daemon_health_json",
+            run_ok(&["daemon", "health", "-o", "json"])
+        );
+    });
+    let metrics = run_ok(&["daemon", "metrics"]);
+    assert!(!metrics.contains("_bucket"), "{metrics}");
+    assert!(!metrics.contains("process_resident"), "{metrics}");
+    insta::assert_snapshot!("daemon_metrics_table", metrics);
+    let json = run_ok(&["daemon", "metrics", "-o", "json"]);
+    insta::assert_snapshot!("daemon_metrics_json", json);
+    let all = run_ok(&["daemon", "metrics", "--all"]);
+    assert!(all.contains("process_resident_memory_bytes"), "{all}");
+    let raw = ctl(
+        dir,
+        &["daemon", "metrics", "--raw", "--socket-dir", &socket_dir],
+    );
+    assert_eq!(
+        raw.expect(0),
+        std::fs::read_to_string(common::fixtures().join("daemon/metrics.txt")).unwrap()
+    );
+    insta::assert_snapshot!("daemon_config_table", run_ok(&["daemon", "config"]));
+    let json = run_ok(&["daemon", "config", "-o", "json"]);
+    insta::assert_snapshot!("daemon_config_json", json);
+
+    // The socket from a shim configuration (daemonSocketDir, also in a config list) or a
+    // daemon configuration (socketDir).
+    let shim_conf = serde_json::json!({"cniVersion": "1.0.0", "name": "multus-cni-network",
+        "plugins": [{"type": "multus-shim", "daemonSocketDir": socket_dir,
+                     "clusterNetwork": "/etc/cni/net.d/10-calico.conflist"}]});
+    std::fs::write(dir.join("00-multus.conflist"), shim_conf.to_string()).unwrap();
+    let run = ctl(
+        dir,
+        &[
+            "daemon",
+            "health",
+            "--conf",
+            "00-multus.conflist",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(run.expect(0).matches("\"ok\": true").count(), 2);
+    std::fs::write(
+        dir.join("daemon-config.json"),
+        serde_json::json!({"socketDir": socket_dir}).to_string(),
+    )
+    .unwrap();
+    let run = ctl(
+        dir,
+        &[
+            "daemon",
+            "config",
+            "--daemon-config",
+            "daemon-config.json",
+            "-o",
+            "yaml",
+        ],
+    );
+    assert!(run.expect(0).contains("lastError: null"), "{}", run.stdout);
+}
+
+#[test]
+fn daemon_bad_input() {
+    let work = workdir();
+    let dir = work.path();
+    // Shutting down: alive but not ready, exit 1.
+    let stopping = common::FakeDaemon::start(false);
+    let run = ctl(
+        dir,
+        &[
+            "daemon",
+            "health",
+            "--socket-dir",
+            &stopping.socket_dir().display().to_string(),
+        ],
+    );
+    assert!(
+        run.expect(1).contains("not ready: shutting down"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("NOT healthy and ready"),
+        "{}",
+        run.stdout
+    );
+
+    // Nothing listening: exit 3, one line naming the socket and the daemon pod.
+    let empty = tempfile::tempdir().unwrap();
+    let socket = empty.path().join("multus.sock");
+    for command in ["health", "metrics", "config"] {
+        let run = ctl(
+            dir,
+            &[
+                "daemon",
+                command,
+                "--socket-dir",
+                &empty.path().display().to_string(),
+            ],
+        );
+        assert_eq!(run.code, 3, "{command}: {}{}", run.stdout, run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "one line: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains(&format!("socket {} (--socket-dir)", socket.display())),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("daemon pod"), "{}", run.stderr);
+        assert!(run.stdout.is_empty());
+    }
+    // A file that is not a socket, a daemon config that does not parse, a conf without
+    // a multus plugin, and conflicting sources.
+    std::fs::write(empty.path().join("multus.sock"), "").unwrap();
+    std::fs::write(
+        dir.join("bad-daemon.json"),
+        r#"{"socketDir":"relative/dir"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("plain.conflist"),
+        r#"{"cniVersion":"1.0.0","name":"x","plugins":[{"type":"bridge"}]}"#,
+    )
+    .unwrap();
+    let cases: Vec<(Vec<String>, i32, &str)> = vec![
+        (
+            vec![
+                "daemon".into(),
+                "health".into(),
+                "--socket-dir".into(),
+                empty.path().display().to_string(),
+            ],
+            3,
+            "Connection refused",
+        ),
+        (
+            vec![
+                "daemon".into(),
+                "config".into(),
+                "--daemon-config".into(),
+                "bad-daemon.json".into(),
+            ],
+            3,
+            "key `socketDir`",
+        ),
+        (
+            vec![
+                "daemon".into(),
+                "config".into(),
+                "--daemon-config".into(),
+                "nosuch.json".into(),
+            ],
+            4,
+            "nosuch.json",
+        ),
+        (
+            vec![
+                "daemon".into(),
+                "health".into(),
+                "--conf".into(),
+                "plain.conflist".into(),
+            ],
+            3,
+            "without a multus or multus-shim plugin",
+        ),
+        (
+            vec![
+                "daemon".into(),
+                "health".into(),
+                "--conf".into(),
+                "x".into(),
+                "--socket-dir".into(),
+                "y".into(),
+            ],
+            2,
+            "cannot be used with",
+        ),
+    ];
+    for (args, code, text) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = ctl(dir, &args);
+        assert_eq!(run.code, code, "{args:?}: {}{}", run.stdout, run.stderr);
+        assert!(run.stderr.contains(text), "{args:?}: {}", run.stderr);
+        if code != 2 {
+            assert_eq!(run.stderr.lines().count(), 1, "one line: {}", run.stderr);
+        }
+    }
+}
+
+/// A thick-mode configuration (type multus-shim) as a 1.0.0 config list, the way
+/// multus-daemon writes 00-multus.conflist.
+const SHIM_CONFLIST: &str = r#"{"cniVersion":"1.0.0","name":"multus-cni-network","plugins":[
+  {"type":"multus-shim","capabilities":{"portMappings":true},"cniDir":"cni",
+   "daemonSocketDir":"/run/multus-test/","clusterNetwork":"/etc/cni/net.d/10-calico.conflist"}]}"#;
+
+#[test]
+fn exec_through_the_shim() {
+    let work = workdir();
+    let dir = work.path();
+    write_script(&dir.join("fake-shim"), FAKE_MULTUS);
+    std::fs::write(dir.join("00-multus.conflist"), SHIM_CONFLIST).unwrap();
+    // The configuration's type says thick: multus-shim runs, with the list's entry (name
+    // and cniVersion injected) on stdin, as a runtime passes it.
+    let add = [
+        "exec",
+        "add",
+        "--conf",
+        "00-multus.conflist",
+        "--plugin",
+        "fake-shim",
+        "--netns",
+        "/proc/self/ns/net",
+        "--container-id",
+        "shim-1",
+        "--pod",
+        "default/web",
+        "-o",
+        "json",
+    ];
+    let report = ctl(dir, &add).json();
+    assert_eq!(report["shim"], true, "{report:#}");
+    assert_eq!(report["success"], true, "{report:#}");
+    assert!(
+        report["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("forwards the call to multus-daemon at /run/multus-test/multus.sock"),
+        "{report:#}"
+    );
+    let stdin: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("last-stdin.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        stdin,
+        serde_json::json!({"type":"multus-shim","capabilities":{"portMappings":true},"cniDir":"cni",
+            "daemonSocketDir":"/run/multus-test/","clusterNetwork":"/etc/cni/net.d/10-calico.conflist",
+            "name":"multus-cni-network","cniVersion":"1.0.0"})
+    );
+    // A thin configuration with --shim: thick by request, with a remark.
+    let run = ctl(
+        dir,
+        &[
+            "exec",
+            "del",
+            "--conf",
+            "multus.conf",
+            "--shim",
+            "--multus",
+            "fake-shim",
+            "--container-id",
+            "alive-1",
+        ],
+    );
+    assert!(run.expect(0).contains("DEL succeeded"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("a runtime would run multus instead"),
+        "{}",
+        run.stdout
+    );
+    // Without --shim and a thin configuration: thin, no shim remark.
+    let report = ctl(
+        dir,
+        &[
+            "exec",
+            "del",
+            "--conf",
+            "multus.conf",
+            "--multus",
+            "fake-shim",
+            "--container-id",
+            "alive-1",
+            "-o",
+            "json",
+        ],
+    )
+    .json();
+    assert_eq!(report["shim"], false);
+    assert_eq!(report["notes"], serde_json::json!([]));
+}

@@ -67,8 +67,8 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route(api::DELEGATE_PATH, post(delegate))
         .route(api::HEALTHZ_PATH, get(healthz).post(healthz))
         .route(api::READYZ_PATH, get(readyz).post(readyz))
-        .route("/metrics", get(metrics))
-        .route("/config", get(config))
+        .route(api::METRICS_PATH, get(metrics))
+        .route(api::CONFIG_PATH, get(config))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             MAX_REQUEST_BYTES,
         ))
@@ -79,7 +79,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
 /// The metrics listener's router.
 pub fn metrics_router(daemon: Arc<Daemon>) -> Router {
     Router::new()
-        .route("/metrics", get(metrics))
+        .route(api::METRICS_PATH, get(metrics))
         .with_state(daemon)
 }
 
@@ -88,8 +88,8 @@ const KNOWN_PATHS: &[&str] = &[
     api::DELEGATE_PATH,
     api::HEALTHZ_PATH,
     api::READYZ_PATH,
-    "/metrics",
-    "/config",
+    api::METRICS_PATH,
+    api::CONFIG_PATH,
 ];
 
 /// `multus_server_request_total{handler,code,method}`.

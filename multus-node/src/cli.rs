@@ -27,8 +27,9 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Copy the mode's CNI binary (thin: multus, thick: multus-shim) into the host's CNI
-    /// bin dir atomically (temporary file, fsync, rename: never "text file busy").
+    /// Copy the mode's CNI binary (thin: multus, thick: multus-shim) and passthru into
+    /// the host's CNI bin dir atomically (temporary file, fsync, rename: never "text file
+    /// busy").
     Install(InstallArgs),
     /// The thin DaemonSet's main process: install multus, write its kubeconfig and
     /// 00-multus.conf(list), keep both current until SIGTERM.
@@ -40,7 +41,7 @@ pub enum Command {
 /// `install`.
 #[derive(Debug, Args)]
 pub struct InstallArgs {
-    /// Which plugin to install: thin (multus) or thick (multus-shim).
+    /// Which plugin to install: thin (multus) or thick (multus-shim); passthru either way.
     #[arg(short = 't', long = "type", value_enum)]
     pub mode: Mode,
     /// The host's CNI bin dir, as mounted in the container.

@@ -1,8 +1,8 @@
-//! `multus-node install`: put the CNI plugin binary of a mode onto the host.
+//! `multus-node install`: put the CNI plugin binaries of a mode onto the host.
 //!
-//! Thin mode installs `multus`, thick mode `multus-shim`. Nothing else: upstream also
-//! installs `passthru`, which only its `auxiliaryCNIChainName` feature uses, and
-//! multus-rs does not implement that chain (the key is parsed and ignored).
+//! Thin mode installs `multus`, thick mode `multus-shim`; both also install `passthru`,
+//! the plugin that opens the auxiliary CNI chain (`auxiliaryCNIChainName`), as upstream's
+//! `install_multus` does. Each binary must be in the source directory.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +11,9 @@ use crate::error::NodeError;
 
 /// Where the image keeps its binaries (`deployments/Containerfile`).
 pub const IMAGE_BIN_DIR: &str = "/usr/src/multus-cni/bin";
+
+/// The plugin every mode installs besides its own: the auxiliary chain's first plugin.
+pub const PASSTHRU: &str = "passthru";
 
 /// The deployment mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -22,11 +25,11 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// The binaries this mode installs on the host.
+    /// The binaries this mode installs on the host, in installation order.
     pub fn binaries(self) -> &'static [&'static str] {
         match self {
-            Self::Thin => &["multus"],
-            Self::Thick => &["multus-shim"],
+            Self::Thin => &["multus", PASSTHRU],
+            Self::Thick => &["multus-shim", PASSTHRU],
         }
     }
 }

@@ -167,6 +167,7 @@ fn the_image_is_built_from_scratch_with_static_binaries_at_the_manifests_paths()
         "multus-daemon",
         "multus-node",
         "multus-shim",
+        "passthru",
     ]
     .iter()
     .map(|n| bin(n))

@@ -1,5 +1,6 @@
-//! `multus-node install`: atomic replacement while the old binary runs, and clear
-//! failures when the host directory or the source is missing or not writable.
+//! `multus-node install`: the mode's binary and `passthru`, atomic replacement while the
+//! old binary runs, and clear failures when the host directory or a source is missing or
+//! not writable.
 //!
 //! Everything happens in temporary directories standing in for the host's
 //! `/opt/cni/bin`; the read-only case runs in a private mount namespace.
@@ -49,23 +50,39 @@ fn which(program: &str) -> String {
     panic!("{program} not found in /usr/bin or /bin (coreutils)");
 }
 
+/// The file names in `dir`, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 #[test]
-fn installs_the_mode_binary_with_the_source_mode_and_nothing_else() {
+fn installs_the_mode_binary_and_passthru_with_the_source_mode_and_nothing_else() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     source_with(&src, "multus", &which("true"));
     source_with(&src, "multus-shim", &which("false"));
+    source_with(&src, "passthru", &which("echo"));
+    source_with(&src, "multus-daemon", &which("true"));
     std::fs::set_permissions(src.join("multus"), std::fs::Permissions::from_mode(0o750)).unwrap();
     let dest = tmp.path().join("bin");
     std::fs::create_dir(&dest).unwrap();
 
     let out = install("thin", &src, &dest);
     assert!(out.status.success(), "{}", stderr(&out));
-    let names: Vec<String> = std::fs::read_dir(&dest)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(names, vec!["multus"], "thin installs multus only");
+    assert_eq!(
+        names_in(&dest),
+        vec!["multus", "passthru"],
+        "thin installs multus and passthru only"
+    );
+    assert_eq!(
+        std::fs::read(dest.join("passthru")).unwrap(),
+        std::fs::read(src.join("passthru")).unwrap()
+    );
     let mode = std::fs::metadata(dest.join("multus"))
         .unwrap()
         .permissions()
@@ -77,17 +94,40 @@ fn installs_the_mode_binary_with_the_source_mode_and_nothing_else() {
         std::fs::read(src.join("multus")).unwrap()
     );
 
+    let thick_dest = tmp.path().join("thick-bin");
+    std::fs::create_dir(&thick_dest).unwrap();
+    let out = install("thick", &src, &thick_dest);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(names_in(&thick_dest), vec!["multus-shim", "passthru"]);
     let out = install("thick", &src, &dest);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(dest.join("multus-shim").exists());
-    // A second run finds it current and says so.
+    // A second run finds them current and says so.
     let out = install("thick", &src, &dest);
     assert!(out.status.success());
-    assert!(
-        stderr(&out).contains("already up to date"),
+    assert_eq!(
+        stderr(&out).matches("already up to date").count(),
+        2,
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn a_missing_passthru_is_a_clear_failure_after_the_mode_binary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = source_with(&tmp.path().join("src"), "multus", &which("true"));
+    let dest = tmp.path().join("bin");
+    std::fs::create_dir(&dest).unwrap();
+    let out = install("thin", &src, &dest);
+    assert_eq!(out.status.code(), Some(1));
+    let message = stderr(&out);
+    assert!(
+        message.contains("passthru") && message.contains("does not exist"),
+        "{message}"
+    );
+    // As upstream's install_multus: the mode's binary is installed first.
+    assert_eq!(names_in(&dest), vec!["multus"]);
 }
 
 /// Control: what a plain copy does over a running binary. This is upstream #1221.
@@ -98,6 +138,9 @@ fn a_plain_copy_over_a_running_binary_fails_with_text_file_busy_and_install_does
     std::fs::create_dir(&dest).unwrap();
     let old = source_with(&tmp.path().join("old"), "multus-shim", &which("sleep"));
     let new = source_with(&tmp.path().join("new"), "multus-shim", &which("true"));
+    for dir in [&old, &new] {
+        source_with(dir, "passthru", &which("true"));
+    }
     let out = install("thick", &old, &dest);
     assert!(out.status.success(), "{}", stderr(&out));
 
@@ -146,6 +189,9 @@ fn execs_during_repeated_replacement_always_run_a_whole_binary() {
     // Exit 0 and exit 1: which version ran is visible; anything else is a failure.
     let v0 = source_with(&tmp.path().join("v0"), "multus", &which("true"));
     let v1 = source_with(&tmp.path().join("v1"), "multus", &which("false"));
+    for dir in [&v0, &v1] {
+        source_with(dir, "passthru", &which("true"));
+    }
     assert!(install("thin", &v0, &dest).status.success());
     let target = dest.join("multus");
 
@@ -190,11 +236,11 @@ fn execs_during_repeated_replacement_always_run_a_whole_binary() {
         seen[0] > 0 && seen[1] > 0,
         "both versions ran while they were being replaced: {seen:?} over {rounds} installs"
     );
-    let leftovers: Vec<_> = std::fs::read_dir(&dest)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(leftovers.len(), 1, "no temporary file left: {leftovers:?}");
+    assert_eq!(
+        names_in(&dest),
+        vec!["multus", "passthru"],
+        "no temporary file left"
+    );
 }
 
 #[test]

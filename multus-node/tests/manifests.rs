@@ -271,7 +271,8 @@ fn every_container_runs_an_image_binary_with_flags_its_command_line_accepts() {
             "multus-shim",
             "multus-daemon",
             "multus-node",
-            "multus-ctl"
+            "multus-ctl",
+            "passthru"
         ]
     );
     for manifest in [thick(), thin()] {

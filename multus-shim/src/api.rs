@@ -27,6 +27,10 @@ pub const DELEGATE_PATH: &str = "/delegate";
 pub const HEALTHZ_PATH: &str = "/healthz";
 /// Readiness: 200, or 500 once the daemon is shutting down.
 pub const READYZ_PATH: &str = "/readyz";
+/// Prometheus metrics, the same page as on `metricsPort` (multus-rs).
+pub const METRICS_PATH: &str = "/metrics";
+/// The daemon's effective configuration and the config manager's state (multus-rs).
+pub const CONFIG_PATH: &str = "/config";
 /// Largest request body the daemon accepts (bigger ones get 413).
 pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 

@@ -26,6 +26,8 @@ pub struct Binaries {
     pub multus: PathBuf,
     /// The recording test plugin, `target/<profile>/cni-recorder`.
     pub recorder: PathBuf,
+    /// The auxiliary chain's first plugin, `target/<profile>/passthru`.
+    pub passthru: PathBuf,
     /// The reference CNI plugins (`$CNI_PLUGIN_DIR`, else `/usr/lib/cni`).
     pub plugin_dir: PathBuf,
     /// `ip` from iproute2.
@@ -56,6 +58,7 @@ impl Binaries {
         };
         let multus = built("multus");
         let recorder = built("cni-recorder");
+        let passthru = built("passthru");
         warn_if_stale(&multus);
 
         let plugin_dir = std::env::var_os("CNI_PLUGIN_DIR")
@@ -78,6 +81,7 @@ impl Binaries {
         Binaries {
             multus,
             recorder,
+            passthru,
             plugin_dir,
             ip: tool("ip"),
             ping: tool("ping"),

@@ -80,6 +80,13 @@ impl TestDirs {
             .expect("cannot link cni-recorder into the test binDir");
     }
 
+    /// Make the built `passthru` plugin available in [`TestDirs::bin_dir`] (the auxiliary
+    /// CNI chain's first plugin).
+    pub fn install_passthru(&self) {
+        std::os::unix::fs::symlink(&Binaries::get().passthru, self.bin_dir().join("passthru"))
+            .expect("cannot link passthru into the test binDir");
+    }
+
     /// The path of a container's record, `<cniDir>/sandboxes/<id>.json`.
     pub fn record_path(&self, container_id: &str) -> PathBuf {
         self.sandboxes_dir().join(format!("{container_id}.json"))

@@ -5,7 +5,7 @@
 //! reference plugins (`containernetworking-plugins`) as delegates, inside network
 //! namespaces the tests create and always remove.
 //!
-//! - [`binaries`]: where `multus`, `cni-recorder`, the reference plugins and the system
+//! - [`binaries`]: where `multus`, `cni-recorder`, `passthru`, the reference plugins and the system
 //!   tools are, and the loud failure when something is missing.
 //! - [`netns`]: the [`netns::Node`] guard (a named namespace playing the node, and the
 //!   pod namespaces made on it) and link inspection.

@@ -105,7 +105,13 @@ impl Engine<'_> {
     /// network namespace is gone, before anything runs.
     pub(super) async fn ensure_ifnames_free(&self, plan: &Plan) -> Result<(), MultusError> {
         let netns = &self.request.netns;
-        let names: Vec<String> = plan.delegates.iter().map(|d| d.ifname.clone()).collect();
+        // The auxiliary chain creates no interface: its name need not be free.
+        let names: Vec<String> = plan
+            .delegates
+            .iter()
+            .filter(|d| !d.auxiliary)
+            .map(|d| d.ifname.clone())
+            .collect();
         let network_of = |ifname: &str| {
             plan.delegates
                 .iter()
@@ -196,6 +202,8 @@ impl Engine<'_> {
         state
             .attachments
             .iter()
+            // The auxiliary chain attaches no network of its own (upstream lists none).
+            .filter(|a| !a.delegate.auxiliary)
             .filter_map(|a| {
                 let result = parse_result(a)?;
                 Some(network_status_entries(
@@ -220,7 +228,7 @@ impl Engine<'_> {
             }
         };
         let mut events = Vec::new();
-        for attachment in &state.attachments {
+        for attachment in state.attachments.iter().filter(|a| !a.delegate.auxiliary) {
             let Some(result) = parse_result(attachment) else {
                 continue;
             };

@@ -5,7 +5,8 @@ use super::*;
 
 impl Engine<'_> {
     /// CHECK: every recorded attachment must still be present and pass its delegate's
-    /// CHECK with the cached result as `prevResult`.
+    /// CHECK with the cached result as `prevResult` (the auxiliary chain, which has no
+    /// interface of its own, is not checked).
     pub async fn check(&self) -> Result<(), MultusError> {
         let store = self.seams.state;
         let _lock = store
@@ -25,6 +26,13 @@ impl Engine<'_> {
         let invoker = self.invoker();
         for attachment in &state.attachments {
             let delegate = &attachment.delegate;
+            if delegate.auxiliary {
+                // Its `net<index>` names no interface in the pod, so neither the interface
+                // check nor its plugins' CHECK (tuning looks the interface up) can pass;
+                // upstream never CHECKs it either.
+                tracing::info!(network = %delegate.network, "not checking the auxiliary CNI chain");
+                continue;
+            }
             let check_error = |reason: String, code: u32| MultusError::Check {
                 pod: self.request.pod.clone(),
                 network: delegate.network.clone(),

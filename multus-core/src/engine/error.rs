@@ -275,7 +275,9 @@ impl MultusError {
             Self::Plan { source, .. } => match source.as_ref() {
                 PlanError::Annotation { .. } => ErrorCode::InvalidAnnotation,
                 PlanError::NetworkNotFound { .. } => ErrorCode::NetworkNotFound,
-                PlanError::InvalidNetwork { .. } => ErrorCode::InvalidNetworkConfig,
+                PlanError::InvalidNetwork { .. }
+                | PlanError::Chain { .. }
+                | PlanError::AuxiliaryChainWithoutPath { .. } => ErrorCode::InvalidNetworkConfig,
                 PlanError::Api { .. } => ErrorCode::ApiFailure,
                 PlanError::Isolation { .. } => ErrorCode::InvalidAnnotation,
                 PlanError::InvalidIfname { .. } | PlanError::DuplicateIfname { .. } => {

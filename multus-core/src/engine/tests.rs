@@ -656,6 +656,7 @@ fn gc_tears_down_invalid_sandboxes_and_forwards_valid_attachments() {
 }
 
 mod api;
+mod chaining;
 
 #[test]
 fn default_route_request_replaces_other_default_routes_in_pod_and_results() {

@@ -1,5 +1,7 @@
 //! `multus-ctl exec add|del|check|status|gc`: run the multus plugin exactly as a
-//! container runtime does and decode its answer.
+//! container runtime does and decode its answer. In thick mode (`--shim`, or a
+//! configuration of type `multus-shim`) the plugin is `multus-shim`, which forwards the
+//! call to multus-daemon over its socket.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,7 +12,7 @@ use multus_core::request::is_valid_container_id;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::cli::{ContainerExecArgs, ExecCommand};
+use crate::cli::{ContainerExecArgs, ExecCommand, RuntimeArgs};
 use crate::cni_call::{self, Call, DecodedError};
 use crate::error::{CtlError, CtlResult, Outcome, one_line};
 use crate::output::{Format, Level, Printer, or_dash, sections};
@@ -44,6 +46,8 @@ pub fn cni_env(
 struct ExecReport {
     command: String,
     multus: String,
+    /// Whether the plugin is multus-shim (thick mode: the daemon does the work).
+    shim: bool,
     conf: String,
     /// The `CNI_*` environment the plugin ran with.
     env: BTreeMap<String, String>,
@@ -96,7 +100,11 @@ pub fn run(printer: &Printer, command: &ExecCommand) -> CtlResult {
             )
         }
     };
-    let multus = cni_call::multus_binary(runtime.multus.as_deref())?;
+    let shim = uses_shim(runtime, &loaded);
+    if shim {
+        notes.extend(shim_notes(&loaded));
+    }
+    let multus = cni_call::plugin_binary(runtime.multus.as_deref(), shim)?;
     let finished = cni_call::run(&Call {
         binary: multus.clone(),
         env: env.clone(),
@@ -108,6 +116,7 @@ pub fn run(printer: &Printer, command: &ExecCommand) -> CtlResult {
     let report = ExecReport {
         command: cni_command.to_owned(),
         multus: multus.display().to_string(),
+        shim,
         conf: loaded.path.display().to_string(),
         env,
         success,
@@ -124,6 +133,29 @@ pub fn run(printer: &Printer, command: &ExecCommand) -> CtlResult {
     let fallback = loaded.conf.cni_version;
     printer.emit(&report, |p| render(p, &report, fallback))?;
     Ok(Outcome::from_problems(!success))
+}
+
+/// Thick mode: `--shim`, or a configuration of type `multus-shim`.
+pub fn uses_shim(runtime: &RuntimeArgs, loaded: &LoadedConf) -> bool {
+    runtime.shim || loaded.conf.plugin_type == "multus-shim"
+}
+
+/// What to know about a call through the shim: where it forwards to.
+fn shim_notes(loaded: &LoadedConf) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Ok(shim) = multus_shim::shim::ShimConf::parse(&loaded.bytes) {
+        notes.push(format!(
+            "thick mode: multus-shim forwards the call to multus-daemon at {} (daemonSocketDir), which overlays its daemon-config.json and runs the delegates",
+            shim.socket().display()
+        ));
+    }
+    if loaded.conf.plugin_type != "multus-shim" {
+        notes.push(format!(
+            "--shim with a configuration of type {:?}: a runtime would run {} instead",
+            loaded.conf.plugin_type, loaded.conf.plugin_type
+        ));
+    }
+    notes
 }
 
 fn container_call(

@@ -1,7 +1,9 @@
 //! The commands.
 
 pub mod config;
+pub mod daemon;
 pub mod exec;
+pub mod generate;
 pub mod nad;
 pub mod pod;
 pub mod state;

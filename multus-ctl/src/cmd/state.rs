@@ -374,15 +374,16 @@ pub fn prune(printer: &Printer, args: &PruneArgs) -> CtlResult {
         }
         named
     };
-    // Needed only when something is torn down.
+    // Needed only when something is torn down. Thick mode: DEL through multus-shim,
+    // so that the daemon runs it.
+    let shim = crate::cmd::exec::uses_shim(&args.runtime, &loaded);
+    let binary = cni_call::plugin_binary(args.runtime.multus.as_deref(), shim);
     let multus = if args.dry_run {
-        cni_call::multus_binary(args.runtime.multus.as_deref())
+        binary
             .map(|p| p.display().to_string())
             .unwrap_or_else(|e| format!("({e})"))
     } else {
-        cni_call::multus_binary(args.runtime.multus.as_deref())?
-            .display()
-            .to_string()
+        binary?.display().to_string()
     };
     let progress = progress_bar(candidates.len() as u64, "pruning");
     let mut actions = Vec::new();
