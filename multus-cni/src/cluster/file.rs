@@ -13,22 +13,41 @@ use crate::files::has_extension;
 
 const MANIFEST_EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
 
+/// Every NAD of a directory, with the problems of the files that did not parse.
+type Catalog = (Vec<NetworkAttachmentDefinition>, Vec<String>);
+
 /// NADs from manifest files; pods are unknown (their annotations come from the runtime).
+///
+/// The directory is read once per instance: the thin plugin makes one per CNI call, so
+/// a pod with N networks parses the manifests once, not N times. Make a new instance
+/// to see later changes.
 ///
 /// The network-status is kept in multus' own state record rather than on a pod object.
 #[derive(Clone, Debug)]
 pub struct FileClusterApi {
     dir: PathBuf,
+    catalog: std::sync::OnceLock<Result<Catalog, ApiError>>,
 }
 
 impl FileClusterApi {
     /// A source reading the manifests in `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            catalog: std::sync::OnceLock::new(),
+        }
     }
 
-    /// Every NAD in the directory, with the problems of files that did not parse.
-    pub fn load_all(&self) -> Result<(Vec<NetworkAttachmentDefinition>, Vec<String>), ApiError> {
+    fn catalog(&self) -> Result<&Catalog, ApiError> {
+        self.catalog
+            .get_or_init(|| self.load_all())
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Every NAD in the directory, with the problems of files that did not parse (read
+    /// afresh).
+    pub fn load_all(&self) -> Result<Catalog, ApiError> {
         let entries = std::fs::read_dir(&self.dir).map_err(|e| {
             ApiError::Unavailable(format!(
                 "cannot read NetworkAttachmentDefinition directory {}: {e}",
@@ -72,12 +91,12 @@ impl ClusterApi for FileClusterApi {
         namespace: &str,
         name: &str,
     ) -> Result<Option<NetworkAttachmentDefinition>, ApiError> {
-        let (nads, problems) = self.load_all()?;
+        let (nads, problems) = self.catalog()?;
         let found = nads
-            .into_iter()
+            .iter()
             .find(|nad| nad.namespace == namespace && nad.name == name);
         match found {
-            Some(nad) => Ok(Some(nad)),
+            Some(nad) => Ok(Some(nad.clone())),
             None if problems.is_empty() => Ok(None),
             None => Err(ApiError::Other(format!(
                 "{namespace}/{name} not found, and some manifests in {} do not parse: {}",
