@@ -15,7 +15,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use wait_timeout::ChildExt;
 
 /// `PATH` given to plugins when multus itself has none.
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// How much of a failing plugin's stderr is kept in the error.
 const STDERR_LIMIT: usize = 4096;
 
@@ -93,25 +93,7 @@ impl ProcessExec {
                 seconds: request.timeout.as_secs(),
             });
         };
-        if !stderr.is_empty() {
-            tracing::debug!(plugin, stderr = %String::from_utf8_lossy(&stderr), "plugin stderr");
-        }
-        if status.success() {
-            return Ok(stdout);
-        }
-        if let Some(error) = CniError::from_plugin_output(&stdout) {
-            return Err(ExecError::Plugin { plugin, error });
-        }
-        let mut stderr_text = String::from_utf8_lossy(&stderr).trim().to_owned();
-        if stderr_text.is_empty() {
-            stderr_text = String::from_utf8_lossy(&stdout).trim().to_owned();
-        }
-        stderr_text.truncate(floor_char_boundary(&stderr_text, STDERR_LIMIT));
-        Err(ExecError::Crashed {
-            plugin,
-            status: status.to_string(),
-            stderr: stderr_text,
-        })
+        plugin_outcome(plugin, status, stdout, &stderr)
     }
 }
 
@@ -150,6 +132,35 @@ mod child {
             });
         }
     }
+}
+
+/// What a finished plugin call means: its stdout on success, else its CNI error, else
+/// a crash with its stderr (or stdout), bounded.
+pub fn plugin_outcome(
+    plugin: String,
+    status: ExitStatus,
+    stdout: Vec<u8>,
+    stderr: &[u8],
+) -> Result<Vec<u8>, ExecError> {
+    if !stderr.is_empty() {
+        tracing::debug!(plugin, stderr = %String::from_utf8_lossy(stderr), "plugin stderr");
+    }
+    if status.success() {
+        return Ok(stdout);
+    }
+    if let Some(error) = CniError::from_plugin_output(&stdout) {
+        return Err(ExecError::Plugin { plugin, error });
+    }
+    let mut text = String::from_utf8_lossy(stderr).trim().to_owned();
+    if text.is_empty() {
+        text = String::from_utf8_lossy(&stdout).trim().to_owned();
+    }
+    text.truncate(floor_char_boundary(&text, STDERR_LIMIT));
+    Err(ExecError::Crashed {
+        plugin,
+        status: status.to_string(),
+        stderr: text,
+    })
 }
 
 /// The first executable file named `plugin_type` in `search_path`.

@@ -11,17 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use multus_cni::exec::find_plugin;
-use multus_core::cni::CniError;
+use multus_cni::exec::{DEFAULT_PATH, find_plugin, plugin_outcome};
 use multus_core::seams::{DelegateExec, ExecError, ExecRequest};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::metrics::Metrics;
 
-/// `PATH` given to plugins when the daemon has none.
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-/// How much of a failing plugin's stderr is kept in the error.
-const STDERR_LIMIT: usize = 4096;
 /// After the plugin exited, how long its pipes may stay open (a background child of
 /// the plugin holding them) before what was read is taken as its output.
 const PIPE_GRACE: Duration = Duration::from_millis(200);
@@ -154,31 +149,7 @@ impl TokioExec {
         writer.abort();
         let stdout = stdout.finish().await;
         let stderr = stderr.finish().await;
-        if !stderr.is_empty() {
-            tracing::debug!(plugin, stderr = %String::from_utf8_lossy(&stderr), "plugin stderr");
-        }
-        if status.success() {
-            return Ok(stdout);
-        }
-        if let Some(error) = CniError::from_plugin_output(&stdout) {
-            return Err(ExecError::Plugin { plugin, error });
-        }
-        let mut text = String::from_utf8_lossy(&stderr).trim().to_owned();
-        if text.is_empty() {
-            text = String::from_utf8_lossy(&stdout).trim().to_owned();
-        }
-        if text.len() > STDERR_LIMIT {
-            let mut end = STDERR_LIMIT;
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            text.truncate(end);
-        }
-        Err(ExecError::Crashed {
-            plugin,
-            status: status.to_string(),
-            stderr: text,
-        })
+        plugin_outcome(plugin, status, stdout, &stderr)
     }
 }
 

@@ -160,11 +160,17 @@ impl SocketClient {
         path: &str,
         body: Option<&[u8]>,
     ) -> Result<HttpResponse, ClientError> {
-        let mut stream =
-            UnixStream::connect(&self.socket).map_err(|source| ClientError::Unreachable {
-                socket: self.socket.clone(),
-                source,
-            })?;
+        let mut stream = loop {
+            match UnixStream::connect(&self.socket) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => {
+                    break other.map_err(|source| ClientError::Unreachable {
+                        socket: self.socket.clone(),
+                        source,
+                    })?;
+                }
+            }
+        };
         let io = |source: std::io::Error| ClientError::Io {
             socket: self.socket.clone(),
             source,
@@ -228,7 +234,7 @@ impl SocketClient {
             if buffer.len() > MAX_HEAD_BYTES {
                 return Err(bad("response head too large".into()));
             }
-            let n = stream.read(&mut chunk).map_err(io)?;
+            let n = read_retrying(stream, &mut chunk).map_err(io)?;
             if n == 0 {
                 return Err(if buffer.is_empty() {
                     ClientError::Io {
@@ -264,7 +270,7 @@ impl SocketClient {
                 return Err(bad(format!("response body of {length} bytes is too large")));
             }
             while rest.len() < length {
-                let n = stream.read(&mut chunk).map_err(io)?;
+                let n = read_retrying(stream, &mut chunk).map_err(io)?;
                 if n == 0 {
                     return Err(bad("connection closed inside the response body".into()));
                 }
@@ -289,7 +295,7 @@ impl SocketClient {
 fn read_to_end_limited(stream: &mut UnixStream, into: &mut Vec<u8>) -> std::io::Result<()> {
     let mut chunk = [0u8; 8192];
     loop {
-        let n = stream.read(&mut chunk)?;
+        let n = read_retrying(stream, &mut chunk)?;
         if n == 0 {
             return Ok(());
         }
@@ -321,6 +327,17 @@ fn decode_chunked(mut data: &[u8]) -> Result<Vec<u8>, String> {
         }
         body.extend_from_slice(&data[..size]);
         data = &data[size + 2..];
+    }
+}
+
+/// `read`, retried when a signal interrupts it (the shim may run in a process that gets
+/// SIGCHLD, and a timeout read is not restarted by the kernel).
+fn read_retrying(stream: &mut UnixStream, buffer: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match stream.read(buffer) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
     }
 }
 
