@@ -16,30 +16,7 @@ use crate::files::FsConfigFiles;
 use crate::netns::NetnsInspector;
 use crate::state_store::FileStateStore;
 
-/// What the plugin prints and how it exits.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outcome {
-    /// Bytes for stdout (a result, a version reply, an error document, or nothing).
-    pub stdout: Vec<u8>,
-    /// The process exit code: 0 on success, 1 on error.
-    pub exit_code: i32,
-}
-
-impl Outcome {
-    fn success(stdout: Vec<u8>) -> Self {
-        Self {
-            stdout,
-            exit_code: 0,
-        }
-    }
-
-    fn error(error: CniError) -> Self {
-        Self {
-            stdout: error.to_json().into_bytes(),
-            exit_code: 1,
-        }
-    }
-}
+pub use multus_core::cni::Outcome;
 
 /// Handle one CNI invocation. Never panics; every failure becomes a CNI error.
 pub fn run(env: &BTreeMap<String, String>, stdin: Vec<u8>) -> Outcome {

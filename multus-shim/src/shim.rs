@@ -111,30 +111,12 @@ impl ShimConf {
     }
 }
 
-/// What the shim prints and how it exits.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outcome {
-    /// Bytes for stdout.
-    pub stdout: Vec<u8>,
-    /// 0 on success, 1 on error.
-    pub exit_code: i32,
-}
+pub use multus_core::cni::Outcome;
 
-impl Outcome {
-    fn success(stdout: Vec<u8>) -> Self {
-        Self {
-            stdout,
-            exit_code: 0,
-        }
-    }
-
-    fn error(error: CniError) -> Self {
-        log::log(Level::Error, &error.to_string());
-        Self {
-            stdout: error.to_json().into_bytes(),
-            exit_code: 1,
-        }
-    }
+/// A failure: logged, then printed as the CNI error document.
+fn failed(error: CniError) -> Outcome {
+    log::log(Level::Error, &error.to_string());
+    Outcome::error(error)
 }
 
 /// Handle one CNI call. `env` is the whole process environment (upstream forwards all
@@ -146,7 +128,7 @@ pub fn run(env: &BTreeMap<String, String>, stdin: Vec<u8>, now: SystemTime) -> O
     }
     let conf = match ShimConf::parse(&stdin) {
         Ok(conf) => conf,
-        Err(e) => return Outcome::error(e.with_version(&version_hint(&stdin))),
+        Err(e) => return failed(e.with_version(&version_hint(&stdin))),
     };
     log::init(
         conf.log_level.as_deref(),
@@ -156,9 +138,7 @@ pub fn run(env: &BTreeMap<String, String>, stdin: Vec<u8>, now: SystemTime) -> O
     let version = conf.cni_version.as_str();
     let container_id = env.get("CNI_CONTAINERID").cloned().unwrap_or_default();
     let fail = |code: ErrorCode, msg: String| {
-        Outcome::error(
-            CniError::new(code, format!("{command} (shim): {msg}")).with_version(version),
-        )
+        failed(CniError::new(code, format!("{command} (shim): {msg}")).with_version(version))
     };
     if command.is_empty() {
         return fail(
@@ -236,7 +216,7 @@ fn del(
             pending.clear(container_id);
             answer(conf, "DEL", &response)
         }
-        Err(e) if e.is_permission_denied() => Outcome::error(
+        Err(e) if e.is_permission_denied() => failed(
             CniError::new(
                 ErrorCode::IoFailure,
                 format!("DEL (shim): {}", permission_message(&e)),
@@ -277,7 +257,7 @@ fn unreachable_del(
             eprintln!("{warning}");
             Outcome::success(Vec::new())
         }
-        Verdict::Fail { remaining } => Outcome::error(
+        Verdict::Fail { remaining } => failed(
             CniError::new(
                 ErrorCode::TryAgainLater,
                 format!("DEL (shim): {error}"),
@@ -384,7 +364,7 @@ fn answer(conf: &ShimConf, command: &str, response: &HttpResponse) -> Outcome {
             });
         return match result {
             Ok(result) => Outcome::success(result.to_json(version).into_bytes()),
-            Err(e) => Outcome::error(CniError {
+            Err(e) => failed(CniError {
                 cni_version: version.as_str().to_owned(),
                 code: ErrorCode::DecodeFailure.code(),
                 msg: format!("ADD (shim): cannot read the daemon's result: {e}"),
@@ -397,9 +377,9 @@ fn answer(conf: &ShimConf, command: &str, response: &HttpResponse) -> Outcome {
             if error.cni_version.is_empty() {
                 error.cni_version = version.as_str().to_owned();
             }
-            Outcome::error(error)
+            failed(error)
         }
-        None => Outcome::error(CniError {
+        None => failed(CniError {
             cni_version: version.as_str().to_owned(),
             code: INTERNAL_ERROR_CODE,
             msg: format!(
