@@ -1,7 +1,7 @@
 //! The workspace's `rust-version` is true: no older than the newest `rust-version` any
 //! dependency declares, and no older than the language features the code uses
 //! (let-chains: 1.88). Older toolchains cannot be installed to try, so this reads the
-//! resolved dependency graph (`cargo metadata`, offline) instead; clippy's
+//! resolved dependency graph (`cargo metadata`) instead; clippy's
 //! `incompatible_msrv` lint covers the standard library APIs we call.
 
 use std::process::Command;
@@ -20,7 +20,7 @@ fn metadata() -> Value {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
     let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .args(["metadata", "--format-version", "1", "--locked"])
         .args(["--manifest-path", manifest])
         .output()
         .expect("cannot run cargo metadata");
