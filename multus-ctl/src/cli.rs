@@ -1,5 +1,9 @@
 //! The command line.
 
+// The doc comments here are the `--help` text clap prints, where `<cniDir>` means a
+// placeholder, not an HTML tag.
+#![allow(rustdoc::invalid_html_tags)]
+
 use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};

@@ -1,6 +1,10 @@
 //! The command line. Public so that tests (and the manifest cross-checks) can introspect
 //! it with [`command`].
 
+// The doc comments here are the `--help` text clap prints, where `<file>` means a
+// placeholder, not an HTML tag.
+#![allow(rustdoc::invalid_html_tags)]
+
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, CommandFactory as _, Parser, Subcommand};
