@@ -234,3 +234,41 @@ fn a_default_network_that_stops_resolving_lets_running_pods_go() {
     ctrd.stop_and_remove(&id);
     assert_nothing_left(&h, &ctrd);
 }
+
+/// Issue 13 items 4 and 7: without the `io.kubernetes.cri.pod-annotations` capability
+/// containerd passes no annotations; with no API server either, the pod gets only the
+/// configured networks and the ADD says so in a WARN. containerd's second DEL (on
+/// Remove, empty netns, the record already removed by the first) is not a WARN.
+#[test]
+fn without_runtime_annotations_add_warns_and_the_second_del_does_not() {
+    let h = Harness::new();
+    let nets = h.standard_networks(VERSION);
+    let mut conf = multus_conflist(&h, &nets, &[]);
+    conf["plugins"][0]["capabilities"] = json!({"portMappings": true});
+    let ctrd = start(&h, &conf);
+    let (id, status) = run_pod(&ctrd, &PodSpec::new("blind").networks(BRIDGE_NAD));
+    assert_eq!(
+        status.netns().link_names(),
+        ["eth0", "lo"],
+        "no annotations reach multus: only the cluster network"
+    );
+    let log = multus_log(&h);
+    let warn = log
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("runtime passed no pod annotations"))
+        .unwrap_or_else(|| panic!("no WARN about the unknown annotation networks:\n{log}"));
+    assert!(warn.contains("io.kubernetes.cri.pod-annotations"), "{warn}");
+    assert!(
+        warn.contains("cluster (eth0)"),
+        "names what is attached: {warn}"
+    );
+
+    ctrd.stop_and_remove(&id);
+    assert_nothing_left(&h, &ctrd);
+    let log = multus_log(&h);
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("WARN") && l.contains("no record of this sandbox")),
+        "containerd's second DEL warned:\n{log}"
+    );
+}
