@@ -272,3 +272,106 @@ fn without_runtime_annotations_add_warns_and_the_second_del_does_not() {
         "containerd's second DEL warned:\n{log}"
     );
 }
+
+/// `multus-ctl` run in the node namespace (where the delegates must run).
+fn ctl(h: &Harness, args: &[&str]) -> multus_integration_tests::netns::Output {
+    let ctl = Binaries::get().multus.with_file_name("multus-ctl");
+    h.node.netns().exec(&ctl, args)
+}
+
+/// Issue 13 item 3 and `multus-ctl` on runtime-created pods: healthy, drifted, stale
+/// and removed. A macvlan whose master is removed fails DEL with "Link not found";
+/// containerd takes that as success, so the sandbox goes and multus' record stays
+/// (stale). The error names `multus-ctl state prune`, which, once the master is back,
+/// deletes what is left and the record.
+#[test]
+fn multus_ctl_follows_a_pod_from_healthy_to_stale_to_pruned() {
+    let h = Harness::new();
+    let nets = h.standard_networks(VERSION);
+    let conflist = multus_conflist(&h, &nets, &[]);
+    let ctrd = start(&h, &conflist);
+    let pod = PodSpec::new("ctl").networks(MACVLAN_NAD);
+    let (id, status) = run_pod(&ctrd, &pod);
+    address(&status, "net1", nets.macnet);
+    let pod_ref = format!("{}/{}", pod.namespace, pod.name);
+    let cni_dir = h.dirs.cni_dir().display().to_string();
+    let nad_dir = h.dirs.nad_dir().display().to_string();
+    let inspect = |h: &Harness| {
+        ctl(
+            h,
+            &[
+                "--no-api",
+                "pod",
+                &pod_ref,
+                "--cni-dir",
+                &cni_dir,
+                "--nad-dir",
+                &nad_dir,
+                "-o",
+                "json",
+            ],
+        )
+    };
+
+    let healthy = inspect(&h);
+    assert_eq!(
+        healthy.code, 0,
+        "healthy: {}{}",
+        healthy.stdout, healthy.stderr
+    );
+    let report: Value = serde_json::from_str(&healthy.stdout).unwrap();
+    assert_eq!(report["plan"]["containerId"], id.as_str(), "{report:#}");
+
+    // Drift: net1 removed behind multus' back.
+    status.netns().ip(&["link", "del", "net1"]);
+    let drifted = inspect(&h);
+    assert_eq!(drifted.code, 1, "drift is a finding: {}", drifted.stdout);
+
+    // The master goes: DEL fails "Link not found", containerd goes on regardless.
+    h.node
+        .netns()
+        .ip(&["link", "del", multus_integration_tests::NODE_BRIDGE]);
+    ctrd.stop_and_remove(&id);
+    assert!(
+        h.dirs.state(&id).is_some(),
+        "the failed DEL keeps the record"
+    );
+    let log = multus_log(&h);
+    assert!(
+        log.contains("multus-ctl state prune"),
+        "the DEL error says how to get rid of the record:\n{log}"
+    );
+    let stale = inspect(&h);
+    assert_eq!(stale.code, 1, "stale: {}{}", stale.stdout, stale.stderr);
+    let listed = ctl(&h, &["state", "list", "--cni-dir", &cni_dir]);
+    assert!(listed.stdout.contains(&id[..12]), "{}", listed.stdout);
+
+    // The master is back: prune runs the DEL from the record and removes it.
+    h.node.add_bridge(multus_integration_tests::NODE_BRIDGE);
+    let mut flat = conflist["plugins"][0].clone();
+    flat["cniVersion"] = conflist["cniVersion"].clone();
+    flat["name"] = conflist["name"].clone();
+    let conf_file = h.dirs.root().join("multus-flat.conf");
+    std::fs::write(&conf_file, flat.to_string()).unwrap();
+    let plugins = Binaries::get().plugin_dir.display().to_string();
+    let pruned = ctl(
+        &h,
+        &[
+            "state",
+            "prune",
+            "--all",
+            "--conf",
+            conf_file.to_str().unwrap(),
+            "--cni-path",
+            &plugins,
+        ],
+    );
+    assert_eq!(pruned.code, 0, "prune: {}{}", pruned.stdout, pruned.stderr);
+    let removed = inspect(&h);
+    assert_eq!(
+        removed.code, 4,
+        "removed: {}{}",
+        removed.stdout, removed.stderr
+    );
+    assert_nothing_left(&h, &ctrd);
+}
