@@ -50,28 +50,11 @@ fn node() -> (Thick, StandardNetworks, Containerd) {
 }
 
 fn run_pod(thick: &Thick, ctrd: &Containerd, pod: &PodSpec) -> (String, SandboxStatus) {
-    let id = ctrd.run_pod(pod).unwrap_or_else(|e| {
-        panic!(
-            "RunPodSandbox {}: {e}\ncontainerd:\n{}\ndaemon:\n{}",
-            pod.name,
-            ctrd.log(),
-            thick.daemon_log()
-        )
-    });
-    let status = ctrd.status(&id);
-    assert_eq!(status.state, "SANDBOX_READY", "{status:?}");
-    (id, status)
+    ctrd.run_ready(pod, &format!("daemon:\n{}", thick.daemon_log()))
 }
 
 fn address(status: &SandboxStatus, ifname: &str, subnet: Subnet) -> String {
-    let link = status
-        .netns()
-        .link(ifname)
-        .unwrap_or_else(|| panic!("no {ifname} in {}", status.netns));
-    link.ips()
-        .into_iter()
-        .find(|ip| subnet.contains(ip))
-        .unwrap_or_else(|| panic!("{ifname} has no address in {}: {link:?}", subnet.cidr()))
+    status.address(ifname, subnet)
 }
 
 fn assert_nothing_left(thick: &Thick, ctrd: &Containerd) {

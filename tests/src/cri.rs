@@ -120,6 +120,19 @@ impl SandboxStatus {
             .unwrap_or_else(|| panic!("sandbox has no netns path: {self:?}"));
         Netns::named(name)
     }
+
+    /// The address of `ifname` in the sandbox that lies in `subnet`; panics when there is
+    /// no such interface or address.
+    pub fn address(&self, ifname: &str, subnet: crate::fixtures::Subnet) -> String {
+        let link = self
+            .netns()
+            .link(ifname)
+            .unwrap_or_else(|| panic!("no {ifname} in {}", self.netns));
+        link.ips()
+            .into_iter()
+            .find(|ip| subnet.contains(ip))
+            .unwrap_or_else(|| panic!("{ifname} has no address in {}: {link:?}", subnet.cidr()))
+    }
 }
 
 /// A containerd of the test's own, in the node namespace.
@@ -302,6 +315,21 @@ impl Containerd {
             .expect("netns list lock")
             .push(status.netns);
         Ok(id)
+    }
+
+    /// RunPodSandbox that must succeed and leave the sandbox READY: its ID and status.
+    /// A failure panics with containerd's log and `context` (e.g. another log).
+    pub fn run_ready(&self, pod: &PodSpec, context: &str) -> (String, SandboxStatus) {
+        let id = self.run_pod(pod).unwrap_or_else(|e| {
+            panic!(
+                "RunPodSandbox {}: {e}\ncontainerd:\n{}\n{context}",
+                pod.name,
+                self.log()
+            )
+        });
+        let status = self.status(&id);
+        assert_eq!(status.state, "SANDBOX_READY", "{status:?}");
+        (id, status)
     }
 
     /// PodSandboxStatus (verbose).

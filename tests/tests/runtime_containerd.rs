@@ -57,26 +57,12 @@ fn start(h: &Harness, conf: &Value) -> Containerd {
     Containerd::start(&h.node, &Binaries::get().multus, conf)
 }
 
-/// Run a pod, panicking with containerd's log on failure.
 fn run_pod(ctrd: &Containerd, pod: &PodSpec) -> (String, SandboxStatus) {
-    let id = ctrd
-        .run_pod(pod)
-        .unwrap_or_else(|e| panic!("RunPodSandbox {}: {e}\n{}", pod.name, ctrd.log()));
-    let status = ctrd.status(&id);
-    assert_eq!(status.state, "SANDBOX_READY", "{status:?}");
-    (id, status)
+    ctrd.run_ready(pod, "")
 }
 
-/// The IPv4 address of `ifname` in the sandbox, checked to be in `subnet`.
 fn address(status: &SandboxStatus, ifname: &str, subnet: Subnet) -> String {
-    let link = status
-        .netns()
-        .link(ifname)
-        .unwrap_or_else(|| panic!("no {ifname} in {}", status.netns));
-    link.ips()
-        .into_iter()
-        .find(|ip| subnet.contains(ip))
-        .unwrap_or_else(|| panic!("{ifname} has no address in {}: {link:?}", subnet.cidr()))
+    status.address(ifname, subnet)
 }
 
 fn ping(from: &SandboxStatus, ip: &str) {
