@@ -434,6 +434,13 @@ impl Drop for Containerd {
             if let Ok(value) = self.cri(&["list"]) {
                 for id in value["ids"].as_array().into_iter().flatten() {
                     if let Some(id) = id.as_str() {
+                        if let Ok(status) = self.cri(&["status", id]) {
+                            let netns = status["netns"].as_str().unwrap_or_default().to_owned();
+                            self.seen_netns
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push(netns);
+                        }
                         let _ = self.cri(&["stop", id]);
                         let _ = self.cri(&["remove", id]);
                     }
@@ -446,6 +453,17 @@ impl Drop for Containerd {
                 nix::unistd::Pid::from_raw(pid as i32),
                 nix::sys::signal::Signal::SIGKILL,
             );
+        }
+        // Sandboxes containerd could not stop (a test failing) keep their namespaces:
+        // delete the ones this containerd made.
+        let seen = std::mem::take(&mut *self.seen_netns.lock().unwrap_or_else(|e| e.into_inner()));
+        for path in seen
+            .iter()
+            .filter(|p| !p.is_empty() && Path::new(p).exists())
+        {
+            if let Some(name) = Path::new(path).file_name().and_then(|n| n.to_str()) {
+                let _ = run(&Binaries::get().ip, &["netns", "del", name]);
+            }
         }
         unmount_under(self.root.path());
     }
