@@ -8,6 +8,8 @@ cd "$repo"
 
 [[ $(id -u) == 0 ]] || { echo "test: needs root (network namespaces)" >&2; exit 1; }
 ./scripts/install-prereqs.sh
+# containerd, runc, podman, busybox-static and the Python CRI client of the runtime tests.
+./scripts/install-runtimes.sh
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 echo "==> cargo fmt --check"

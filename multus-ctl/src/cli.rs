@@ -374,6 +374,10 @@ pub struct GenerateArgs {
     /// Print only the document, byte for byte as it would be written.
     #[arg(long)]
     pub raw: bool,
+    /// Emit the config-list form (`00-multus.conflist`) whatever the cniVersion:
+    /// podman reads only `.conflist` files.
+    #[arg(long)]
+    pub conflist: bool,
     /// `cniVersion` of the document [default: the primary's].
     #[arg(long, value_name = "VERSION", help_heading = "Generator options")]
     pub cni_version: Option<String>,
