@@ -105,8 +105,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    multus_host::atomic::write_atomic(path, bytes, 0o600)
-        .map_err(|e| std::io::Error::new(e.source.kind(), e.to_string()))
+    Ok(multus_host::atomic::write_atomic(path, bytes, 0o600)?)
 }
 
 /// The primary CNI config's path, if there is one.

@@ -34,6 +34,13 @@ pub struct WriteError {
     pub source: std::io::Error,
 }
 
+impl From<WriteError> for std::io::Error {
+    /// The same kind of error, its message naming the step and the path.
+    fn from(e: WriteError) -> Self {
+        std::io::Error::new(e.source.kind(), e.to_string())
+    }
+}
+
 /// How many temporary names are tried before giving up (each taken one was planted or
 /// left by a crashed writer with the same PID).
 const TEMP_ATTEMPTS: u32 = 16;

@@ -38,15 +38,17 @@ pub struct DirFix {
 /// else can write, creating it (and its missing parents) with `mode` when absent.
 pub fn secure_dir(path: &Path, mode: u32) -> std::io::Result<DirReport> {
     let mut report = DirReport::default();
-    if let Err(e) = std::fs::symlink_metadata(path) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            return Err(e);
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => return Err(symlink_refused(path)),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(mode)
+                .create(path)?;
+            report.created = true;
         }
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(mode)
-            .create(path)?;
-        report.created = true;
+        Err(e) => return Err(e),
     }
     let dir = open_dir(path)?;
     let meta = dir.metadata()?;
@@ -67,22 +69,24 @@ pub fn secure_dir(path: &Path, mode: u32) -> std::io::Result<DirReport> {
     Ok(report)
 }
 
-/// Open a directory itself, refusing a symlink in its place.
+/// Open a directory itself, refusing a symlink in its place (one put there since it was
+/// checked: `O_NOFOLLOW` with `O_DIRECTORY` fails with `ELOOP` or `ENOTDIR`).
 fn open_dir(path: &Path) -> std::io::Result<File> {
     OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
         .open(path)
-        .map_err(|e| {
-            if crate::open::is_symlink_refusal(&e) {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!("{} is a symbolic link, not a directory", path.display()),
-                )
-            } else {
-                e
-            }
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP | libc::ENOTDIR) => symlink_refused(path),
+            _ => e,
         })
+}
+
+fn symlink_refused(path: &Path) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("{} is a symbolic link or not a directory", path.display()),
+    )
 }
 
 #[cfg(test)]

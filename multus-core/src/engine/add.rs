@@ -98,8 +98,9 @@ impl Engine<'_> {
         Ok(Some(plan))
     }
 
-    /// After a request refused before anything ran: remove the lock file taken for it,
-    /// unless an earlier ADD left a record of this container.
+    /// After a request refused before anything ran: let the store forget the container,
+    /// unless an earlier ADD left a record of it. (The file store needs nothing here: its
+    /// lock file goes when the lock is released.)
     pub(super) fn forget_unrecorded(&self) {
         let store = self.seams.state;
         if matches!(store.load(&self.request.container_id), Ok(None)) {
