@@ -63,21 +63,29 @@ fn mode_of(path: &Path) -> u32 {
 #[test]
 fn a_symlink_planted_at_the_lock_path_is_not_followed() {
     let (h, pod, conf) = setup(BRIDGE_NAD);
-    let victim = h.dirs.root().join("victim");
-    std::fs::write(&victim, "precious").unwrap();
     std::fs::create_dir(h.dirs.sandboxes_dir()).unwrap();
     std::fs::set_permissions(
         h.dirs.sandboxes_dir(),
         std::fs::Permissions::from_mode(0o700),
     )
     .unwrap();
+    // A link to a file that does not exist yet: following it would create the file
+    // (as root, anywhere on the node).
+    let victim = h.dirs.root().join("created-through-the-link");
     std::os::unix::fs::symlink(&victim, h.dirs.lock_path(&pod.container_id)).unwrap();
 
     let result = h.runtime.add(&pod, &conf).success();
-    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    assert!(
+        !victim.exists(),
+        "the lock was opened through the planted link"
+    );
     assert!(h.dirs.state(&pod.container_id).is_some());
+    // A link to an existing file, planted for the DEL: left untouched too.
+    std::fs::write(&victim, "precious").unwrap();
+    std::os::unix::fs::symlink(&victim, h.dirs.lock_path(&pod.container_id)).unwrap();
     h.runtime.del(&pod, &conf, Some(&result)).empty_success();
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    std::fs::remove_file(&victim).unwrap();
     h.assert_nothing_leaked(&[&pod]);
 }
 
