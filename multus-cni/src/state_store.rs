@@ -407,27 +407,19 @@ mod tests {
         waiter.join().unwrap();
     }
 
-    fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
-
     #[test]
     fn no_lock_file_outlives_its_holder() {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStateStore::new(dir.path());
         // A request that wrote nothing (a refused ADD, a DEL that failed early).
         drop(store.lock_blocking("gone").unwrap());
-        assert!(names(store.dir()).is_empty());
+        assert!(std::fs::read_dir(store.dir()).unwrap().next().is_none());
         // A request that kept a record (a failed DEL): the record stays, not the lock.
         let lock = store.lock_blocking("kept").unwrap();
         store.save(&state("kept")).unwrap();
         drop(lock);
-        assert_eq!(names(store.dir()), vec!["kept.json"]);
+        assert!(store.record_path("kept").exists());
+        assert!(!store.lock_path("kept").exists());
     }
 
     #[test]
@@ -442,7 +434,8 @@ mod tests {
         store.save(&state("c1")).unwrap();
         drop(lock);
         assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
-        assert_eq!(names(store.dir()), vec!["c1.json"]);
+        assert!(!store.lock_path("c1").exists());
+        assert!(store.record_path("c1").exists());
     }
 
     #[test]

@@ -12,26 +12,12 @@ use std::path::Path;
 
 use multus_integration_tests::binaries::Binaries;
 use multus_integration_tests::fixtures::{bridge_conf, recorder_conf};
-use multus_integration_tests::runtime::Sandbox;
 use multus_integration_tests::{BRIDGE_NAD, Harness};
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const VERSION: &str = "1.0.0";
-
-/// A node with the standard networks, a pod, and the configuration asking for
-/// `networks` (none when empty).
-fn setup(networks: &str) -> (Harness, Sandbox, Value) {
-    let h = Harness::new();
-    let nets = h.standard_networks(VERSION);
-    let mut conf = h.multus_config(VERSION, &nets);
-    if !networks.is_empty() {
-        conf = conf.networks(networks);
-    }
-    let pod = h.sandbox();
-    (h, pod, conf.build())
-}
 
 /// Run `f` on a thread of its own inside a private mount namespace, as under
 /// `unshare --mount --propagation private`: what it mounts, and the `multus` processes
@@ -62,7 +48,7 @@ fn mode_of(path: &Path) -> u32 {
 
 #[test]
 fn a_symlink_planted_at_the_lock_path_is_not_followed() {
-    let (h, pod, conf) = setup(BRIDGE_NAD);
+    let (h, pod, conf) = Harness::with_pod(VERSION, BRIDGE_NAD);
     std::fs::create_dir(h.dirs.sandboxes_dir()).unwrap();
     std::fs::set_permissions(
         h.dirs.sandboxes_dir(),
@@ -92,7 +78,7 @@ fn a_symlink_planted_at_the_lock_path_is_not_followed() {
 #[test]
 fn a_world_writable_state_directory_is_fixed_to_owner_only() {
     for loose in [0o777, 0o1777] {
-        let (h, pod, conf) = setup("");
+        let (h, pod, conf) = Harness::with_pod(VERSION, "");
         std::fs::create_dir(h.dirs.sandboxes_dir()).unwrap();
         std::fs::set_permissions(
             h.dirs.sandboxes_dir(),
@@ -110,7 +96,7 @@ fn a_world_writable_state_directory_is_fixed_to_owner_only() {
 
 #[test]
 fn a_container_id_too_long_for_a_file_name_is_refused_at_add_and_deleted() {
-    let (h, pod, conf) = setup(BRIDGE_NAD);
+    let (h, pod, conf) = Harness::with_pod(VERSION, BRIDGE_NAD);
     let long_id = format!("c{}", "0123456789".repeat(30));
     assert_eq!(long_id.len(), 301);
     let add = h
@@ -187,7 +173,7 @@ fn a_state_directory_that_fills_up_during_add_rolls_everything_back() {
 #[test]
 fn del_of_a_never_added_container_succeeds_on_a_read_only_state_directory() {
     for sandboxes_exist in [false, true] {
-        let (h, pod, conf) = setup(BRIDGE_NAD);
+        let (h, pod, conf) = Harness::with_pod(VERSION, BRIDGE_NAD);
         let cni_dir = h.dirs.cni_dir();
         if sandboxes_exist {
             std::fs::create_dir(h.dirs.sandboxes_dir()).unwrap();
