@@ -232,13 +232,12 @@ fn sync_parent(target: &Path) -> Result<(), WriteError> {
 mod tests {
     use super::*;
 
-    fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
+    /// The only entry of `dir` (fails when there are others: a temporary file left).
+    fn only_entry(dir: &Path) -> String {
+        let entries: Vec<_> = std::fs::read_dir(dir).unwrap().collect();
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        let name = entries[0].as_ref().unwrap().file_name();
+        name.to_string_lossy().into_owned()
     }
 
     fn mode_of(path: &Path) -> u32 {
@@ -255,7 +254,7 @@ mod tests {
         write_atomic(&target, b"two", 0o755).unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"two");
         assert_eq!(mode_of(&target), 0o755);
-        assert_eq!(names(dir.path()), vec!["conf"]);
+        assert_eq!(only_entry(dir.path()), "conf");
     }
 
     #[test]
@@ -295,7 +294,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.source.kind(), std::io::ErrorKind::StorageFull);
         assert_eq!(std::fs::read(&target).unwrap(), b"old");
-        assert_eq!(names(dir.path()), vec!["conf"]);
+        assert_eq!(only_entry(dir.path()), "conf");
     }
 
     #[test]
@@ -305,7 +304,7 @@ mod tests {
         assert!(create_atomic(&target, b"first", 0o600).unwrap());
         assert!(!create_atomic(&target, b"second", 0o600).unwrap());
         assert_eq!(std::fs::read(&target).unwrap(), b"first");
-        assert_eq!(names(dir.path()), vec!["marker"]);
+        assert_eq!(only_entry(dir.path()), "marker");
     }
 
     #[test]
@@ -326,6 +325,6 @@ mod tests {
         std::fs::write(dir.path().join(".other.tmp-1-0"), "not ours").unwrap();
         let removed = remove_stale_temps(&target).unwrap();
         assert_eq!(removed, vec![temp_path(&target, 3)]);
-        assert_eq!(names(dir.path()), vec![".other.tmp-1-0"]);
+        assert_eq!(only_entry(dir.path()), ".other.tmp-1-0");
     }
 }
