@@ -19,6 +19,8 @@ command -v cargo-deny >/dev/null || cargo install --locked --quiet cargo-deny
 cargo deny check licenses bans sources
 echo "==> cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+echo "==> cargo package (the library crates other CNI projects depend on)"
+cargo package --quiet --no-verify --allow-dirty -p multus-host -p multus-core -p multus-cni >/dev/null
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "==> building binaries"
