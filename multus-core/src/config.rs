@@ -71,8 +71,9 @@ pub struct LogOptions {
 /// Every upstream key is accepted with upstream's default; unknown keys are ignored
 /// (and logged at debug level). The keys `networkAttachmentDir`, `podAnnotationsFrom`,
 /// `delegateTimeoutSeconds`, `apiTimeoutSeconds`, `apiRetries`,
-/// `readinessIndicatorTimeoutSeconds` and `trustRuntimeAnnotations` are multus-rs
-/// additions, documented in `docs/configuration.md`.
+/// `readinessIndicatorTimeoutSeconds`, `trustRuntimeAnnotations`, `allowedPluginTypes`,
+/// `maxNetworksPerPod`, `allowRuntimeConfigFromAnnotations` and `isolateDefaultNetwork`
+/// are multus-rs additions, documented in `docs/configuration.md`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MultusConf {
     /// CNI `name` of the Multus network.
@@ -443,6 +444,24 @@ mod tests {
         let conf =
             MultusConf::parse(br#"{"delegates":[{"type":"a"}],"apiTimeoutSeconds":-1}"#).unwrap();
         assert_eq!(conf.api_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn hostile_input_keys_have_safe_defaults() {
+        let conf = MultusConf::parse(br#"{"delegates":[{"type":"a"}]}"#).unwrap();
+        assert_eq!(conf.allowed_plugin_types, None);
+        assert_eq!(conf.max_networks_per_pod, 64);
+        assert_eq!(conf.allow_runtime_config_from_annotations, None);
+        assert!(conf.isolate_default_network);
+        let conf = MultusConf::parse(
+            br#"{"delegates":[{"type":"a"}],"allowedPluginTypes":["bridge"],"maxNetworksPerPod":3,
+                "allowRuntimeConfigFromAnnotations":[],"isolateDefaultNetwork":false}"#,
+        )
+        .unwrap();
+        assert_eq!(conf.allowed_plugin_types, Some(vec!["bridge".to_owned()]));
+        assert_eq!(conf.max_networks_per_pod, 3);
+        assert_eq!(conf.allow_runtime_config_from_annotations, Some(Vec::new()));
+        assert!(!conf.isolate_default_network);
     }
 
     #[test]

@@ -1019,6 +1019,48 @@ items:
         assert_eq!(find_config_by_name(&[], "net"), None);
     }
 
+    #[test]
+    fn deep_yaml_is_refused_quickly_with_a_clear_error() {
+        let depth = 100_000;
+        let text = format!(
+            "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata:\n  name: n\nspec: {}{}\n",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        let started = std::time::Instant::now();
+        let err = parse_manifests(&text).unwrap_err();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert!(matches!(err, ManifestError::Yaml { document: 1, .. }), "{err}");
+        let message = err.to_string();
+        assert!(message.contains("depth") || message.contains("nesting"), "{message}");
+        // Within the limit it parses.
+        let shallow = format!(
+            "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata:\n  name: n\nspec:\n  config: ''\n  x: {}{}\n",
+            "[".repeat(20),
+            "]".repeat(20)
+        );
+        assert_eq!(parse_manifests(&shallow).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn oversized_manifests_are_refused_before_parsing() {
+        let text = format!("# {}\n", "x".repeat(MAX_MANIFEST_BYTES));
+        let err = parse_manifests(&text).unwrap_err();
+        assert!(matches!(err, ManifestError::TooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("more than the limit"), "{err}");
+    }
+
+    #[test]
+    fn yaml_errors_name_their_document() {
+        let text = "kind: List\nitems: []\n---\nkind: List\nitems: []\n---\nkind: [\n";
+        let err = parse_manifests(text).unwrap_err();
+        assert!(matches!(err, ManifestError::Yaml { document: 3, .. }), "{err}");
+    }
+
     proptest! {
         #[test]
         fn manifest_parser_never_panics(text in "\\PC*") {
