@@ -333,6 +333,7 @@ fn json_documents(text: &str) -> Result<Vec<Value>, ManifestError> {
 fn yaml_documents(text: &str) -> Result<Vec<Value>, ManifestError> {
     let mut budget = serde_saphyr::Budget::default();
     budget.max_depth = MAX_MANIFEST_DEPTH;
+    budget.flow_nesting_limit = MAX_MANIFEST_DEPTH;
     budget.max_documents = MAX_MANIFEST_DOCUMENTS;
     budget.max_total_scalar_bytes = MAX_MANIFEST_BYTES;
     let mut options = serde_saphyr::Options::default();
@@ -1034,9 +1035,37 @@ items:
             "took {:?}",
             started.elapsed()
         );
-        assert!(matches!(err, ManifestError::Yaml { document: 1, .. }), "{err}");
+        assert!(
+            matches!(err, ManifestError::Yaml { document: 1, .. }),
+            "{err}"
+        );
         let message = err.to_string();
-        assert!(message.contains("depth") || message.contains("nesting"), "{message}");
+        assert!(
+            ["depth", "nesting", "recursion limit"]
+                .iter()
+                .any(|m| message.contains(m)),
+            "{message}"
+        );
+        // Just past the limit, in flow and in block style.
+        let deep = MAX_MANIFEST_DEPTH + 6;
+        let flow = format!(
+            "kind: List\nitems: []\nx: {}{}\n",
+            "[".repeat(deep),
+            "]".repeat(deep)
+        );
+        assert!(
+            parse_manifests(&flow).is_err(),
+            "flow nesting {deep} accepted"
+        );
+        let mut block = String::from("kind: List\nitems: []\nx:\n");
+        for level in 1..deep {
+            block.push_str(&format!("{}a:\n", " ".repeat(level)));
+        }
+        block.push_str(&format!("{}a: 1\n", " ".repeat(deep)));
+        assert!(
+            parse_manifests(&block).is_err(),
+            "block nesting {deep} accepted"
+        );
         // Within the limit it parses.
         let shallow = format!(
             "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata:\n  name: n\nspec:\n  config: ''\n  x: {}{}\n",
@@ -1058,7 +1087,10 @@ items:
     fn yaml_errors_name_their_document() {
         let text = "kind: List\nitems: []\n---\nkind: List\nitems: []\n---\nkind: [\n";
         let err = parse_manifests(text).unwrap_err();
-        assert!(matches!(err, ManifestError::Yaml { document: 3, .. }), "{err}");
+        assert!(
+            matches!(err, ManifestError::Yaml { document: 3, .. }),
+            "{err}"
+        );
     }
 
     proptest! {

@@ -566,14 +566,17 @@ fn nad_reads_are_bounded_and_stop_at_the_first_missing_one() {
         .filter(|r| r.starts_with("GET nad"))
         .count();
     assert!(nad_gets <= 8, "{nad_gets} NAD reads for one missing NAD");
-    assert!(api.in_flight.lock().unwrap().1 <= 8, "more than 8 reads at once");
+    assert!(
+        api.in_flight.lock().unwrap().1 <= 8,
+        "more than 8 reads at once"
+    );
     assert!(world.exec.calls().is_empty());
 }
 
 #[test]
 fn more_networks_than_max_networks_per_pod_read_no_nad() {
     let world = World::new();
-    let annotation = vec!["blue"; 5].join(",");
+    let annotation = ["blue"; 5].join(",");
     let api = api_for(&world).with_pod("default", "web", "u1", &[(NETWORKS, &annotation)]);
     let err = add_web(&world, &api, &api_conf(json!({"maxNetworksPerPod": 4}))).unwrap_err();
     assert_eq!(err.code(), crate::cni::ErrorCode::InvalidAnnotation.code());
