@@ -6,35 +6,13 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{Thick, cni_env, pairs, upstream_post};
+use support::{Thick, cni_env, pairs, recorder_node, upstream_post};
 
 fn error_code(body: &str) -> u64 {
     let doc: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
     doc["code"]
         .as_u64()
         .unwrap_or_else(|| panic!("no code: {body}"))
-}
-
-/// A daemon with file-based NADs and the recorder as cluster network, after `configure`
-/// set daemon keys; the shim's configuration asking for `networks`.
-fn node(configure: impl FnOnce(&mut Thick)) -> (Thick, Value) {
-    let mut thick = Thick::new(false);
-    thick.h.dirs.install_recorder("recorder");
-    let primary = thick.write_primary(
-        "10-rec.conf",
-        &multus_integration_tests::fixtures::recorder_conf(
-            "1.0.0",
-            "rec",
-            "cluster",
-            &thick.h.dirs,
-        ),
-    );
-    configure(&mut thick);
-    thick.start_daemon();
-    let conf = json!({"cniVersion":"1.0.0","name":"multus-cni-network","type":"multus-shim",
-        "clusterNetwork": primary, "daemonSocketDir": thick.socket_dir(),
-        "cniDir": thick.h.dirs.cni_dir()});
-    (thick, conf)
 }
 
 /// ADD of a fresh pod asking for `networks`; the CNI error code and message.
@@ -56,7 +34,7 @@ fn add(thick: &Thick, conf: &Value, networks: &str) -> (u64, String) {
 
 #[test]
 fn nad_plugin_types_cannot_forge_or_multiply_metric_series() {
-    let (thick, conf) = node(|_| {});
+    let (thick, conf) = recorder_node(|_| {});
     let forged = "evil\"} 1\nmultus_requests_in_flight 99\n#";
     thick.h.dirs.write_nad_json(
         "forged",
@@ -92,7 +70,7 @@ fn nad_plugin_types_cannot_forge_or_multiply_metric_series() {
 
 #[test]
 fn the_daemon_refuses_multus_as_a_delegate_and_applies_allowed_plugin_types() {
-    let (thick, conf) = node(|thick| {
+    let (thick, conf) = recorder_node(|thick| {
         thick.set("allowedPluginTypes", json!(["recorder"]));
     });
     thick.h.dirs.write_nad_json(
