@@ -2,8 +2,12 @@
 # Run every cargo-fuzz target of fuzz/ for a short time, starting from the checked-in
 # seed corpus in fuzz/seeds/<target>/ and the dictionary fuzz/dicts/<target>.dict.
 #
-#   FUZZ_SECONDS   time per target (default 20)
-#   FUZZ_TARGETS   space-separated subset of targets (default: all of `cargo fuzz list`)
+#   FUZZ_SECONDS      time per target (default 20; CI passes 30). A campaign gives
+#                     more, e.g. `FUZZ_SECONDS=3600 FUZZ_KEEP_CORPUS=1 .ci/fuzz.sh`.
+#   FUZZ_TARGETS      space-separated subset of targets (default: all of `cargo fuzz list`)
+#   FUZZ_KEEP_CORPUS  1: keep fuzz/corpus/<target> from earlier runs and add the seeds
+#                     to it, so that successive campaigns build on each other (default:
+#                     start from the seeds alone, as CI does)
 #
 # Seeds are copied into a fresh corpus directory (fuzz/corpus/<target>, git-ignored) so
 # libFuzzer never writes into fuzz/seeds. Exits non-zero when any target finds a crash,
@@ -13,6 +17,11 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-20}"
+keep_corpus="${FUZZ_KEEP_CORPUS:-0}"
+if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
+    echo "fuzz: FUZZ_SECONDS must be a positive number of seconds, got '$seconds'" >&2
+    exit 2
+fi
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
     echo "fuzz: nightly toolchain not available; fuzzing skipped"
@@ -40,7 +49,9 @@ failed=()
 for target in "${targets[@]}"; do
     seeds="fuzz/seeds/$target"
     corpus="fuzz/corpus/$target"
-    rm -rf "$corpus"
+    if [[ "$keep_corpus" != 1 ]]; then
+        rm -rf "$corpus"
+    fi
     mkdir -p "$corpus"
     if [[ -d "$seeds" ]]; then
         cp -R "$seeds/." "$corpus/"

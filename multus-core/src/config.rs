@@ -26,6 +26,9 @@ pub const DEFAULT_API_TIMEOUT_SECS: f64 = 10.0;
 pub const DEFAULT_API_RETRIES: u32 = 3;
 /// Default wait for `readinessindicatorfile`, in seconds (upstream's 45 s).
 pub const DEFAULT_READINESS_TIMEOUT_SECS: f64 = 45.0;
+/// Default cap on the networks one pod may request through its annotations
+/// (`maxNetworksPerPod`).
+pub const DEFAULT_MAX_NETWORKS_PER_POD: usize = 64;
 
 /// Errors found while reading the Multus configuration.
 #[derive(Debug, thiserror::Error)]
@@ -68,8 +71,9 @@ pub struct LogOptions {
 /// Every upstream key is accepted with upstream's default; unknown keys are ignored
 /// (and logged at debug level). The keys `networkAttachmentDir`, `podAnnotationsFrom`,
 /// `delegateTimeoutSeconds`, `apiTimeoutSeconds`, `apiRetries`,
-/// `readinessIndicatorTimeoutSeconds` and `trustRuntimeAnnotations` are multus-rs
-/// additions, documented in `docs/configuration.md`.
+/// `readinessIndicatorTimeoutSeconds`, `trustRuntimeAnnotations`, `allowedPluginTypes`,
+/// `maxNetworksPerPod`, `allowRuntimeConfigFromAnnotations` and `isolateDefaultNetwork`
+/// are multus-rs additions, documented in `docs/configuration.md`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MultusConf {
     /// CNI `name` of the Multus network.
@@ -139,6 +143,20 @@ pub struct MultusConf {
     pub trust_runtime_annotations: bool,
     /// GC only: the attachments the runtime still uses (`cni.dev/valid-attachments`).
     pub valid_attachments: Vec<ValidAttachment>,
+    /// The only plugin types networks selected by a pod (NADs, annotations) may use;
+    /// `None`: any type but multus itself (multus-rs `allowedPluginTypes`).
+    pub allowed_plugin_types: Option<Vec<String>>,
+    /// The most networks one pod may request through its annotations (multus-rs
+    /// `maxNetworksPerPod`).
+    pub max_networks_per_pod: usize,
+    /// The runtimeConfig keys a pod's networks annotation may set (`portMappings`,
+    /// `ips`, `mac`, `bandwidth`, `infinibandGUID`, `deviceID`); `None`: all of them, as
+    /// upstream (multus-rs `allowRuntimeConfigFromAnnotations`).
+    pub allow_runtime_config_from_annotations: Option<Vec<String>>,
+    /// With `namespaceIsolation`: the `v1.multus-cni.io/default-network` override may
+    /// name only NADs of the pod's namespace, `multusNamespace` and `globalNamespaces`
+    /// (multus-rs `isolateDefaultNetwork`, default true).
+    pub isolate_default_network: bool,
 }
 
 /// One entry of `cni.dev/valid-attachments` (CNI 1.1 GC).
@@ -213,6 +231,10 @@ struct RawConf {
     trust_runtime_annotations: bool,
     #[serde(default, rename = "cni.dev/valid-attachments")]
     valid_attachments: Vec<ValidAttachment>,
+    allowed_plugin_types: Option<Vec<String>>,
+    max_networks_per_pod: Option<usize>,
+    allow_runtime_config_from_annotations: Option<Vec<String>>,
+    isolate_default_network: Option<bool>,
     #[serde(flatten)]
     unknown: Map<String, Value>,
 }
@@ -308,6 +330,12 @@ impl MultusConf {
             ),
             trust_runtime_annotations: raw.trust_runtime_annotations,
             valid_attachments: raw.valid_attachments,
+            allowed_plugin_types: raw.allowed_plugin_types,
+            max_networks_per_pod: raw
+                .max_networks_per_pod
+                .unwrap_or(DEFAULT_MAX_NETWORKS_PER_POD),
+            allow_runtime_config_from_annotations: raw.allow_runtime_config_from_annotations,
+            isolate_default_network: raw.isolate_default_network.unwrap_or(true),
         })
     }
 
@@ -416,6 +444,24 @@ mod tests {
         let conf =
             MultusConf::parse(br#"{"delegates":[{"type":"a"}],"apiTimeoutSeconds":-1}"#).unwrap();
         assert_eq!(conf.api_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn hostile_input_keys_have_safe_defaults() {
+        let conf = MultusConf::parse(br#"{"delegates":[{"type":"a"}]}"#).unwrap();
+        assert_eq!(conf.allowed_plugin_types, None);
+        assert_eq!(conf.max_networks_per_pod, 64);
+        assert_eq!(conf.allow_runtime_config_from_annotations, None);
+        assert!(conf.isolate_default_network);
+        let conf = MultusConf::parse(
+            br#"{"delegates":[{"type":"a"}],"allowedPluginTypes":["bridge"],"maxNetworksPerPod":3,
+                "allowRuntimeConfigFromAnnotations":[],"isolateDefaultNetwork":false}"#,
+        )
+        .unwrap();
+        assert_eq!(conf.allowed_plugin_types, Some(vec!["bridge".to_owned()]));
+        assert_eq!(conf.max_networks_per_pod, 3);
+        assert_eq!(conf.allow_runtime_config_from_annotations, Some(Vec::new()));
+        assert!(!conf.isolate_default_network);
     }
 
     #[test]

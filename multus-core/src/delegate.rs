@@ -171,6 +171,33 @@ impl DelegateConfig {
         self.rebuilt(doc)
     }
 
+    /// A copy without `keys` at the top level of a single conf, or of every plugin of a
+    /// list; the bytes are kept when none of them is present.
+    pub fn without_keys(self, keys: &[&str]) -> Self {
+        let present = |object: &Map<String, Value>| keys.iter().any(|k| object.contains_key(*k));
+        if !self.plugins().into_iter().any(present) {
+            return self;
+        }
+        let mut doc = self.doc.clone();
+        let strip = |object: &mut Map<String, Value>| {
+            for key in keys {
+                object.shift_remove(*key);
+            }
+        };
+        match self.kind {
+            DelegateKind::Single => strip(&mut doc),
+            DelegateKind::List => {
+                if let Some(Value::Array(plugins)) = doc.get_mut("plugins") {
+                    plugins
+                        .iter_mut()
+                        .filter_map(Value::as_object_mut)
+                        .for_each(strip);
+                }
+            }
+        }
+        self.rebuilt(doc)
+    }
+
     /// A copy whose list carries `version` when it has no `cniVersion` of its own.
     pub fn with_default_version(&self, version: CniVersion) -> Self {
         if self.cni_version_text().is_some_and(|v| !v.is_empty()) {

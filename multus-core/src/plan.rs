@@ -22,6 +22,7 @@ use crate::request::CniRequest;
 use crate::seams::{ApiError, ClusterApi, ConfigFiles};
 
 pub mod chain;
+pub mod guard;
 mod prefetch;
 
 /// One delegate to run, with everything needed to run it again on DEL.
@@ -100,6 +101,25 @@ pub enum PlanError {
         /// The API error.
         source: ApiError,
     },
+    /// A network selected by the pod is refused before anything runs (multus as a
+    /// delegate, a type outside `allowedPluginTypes`, a name the plugins refuse).
+    #[error("network {network:?} is refused: {source}")]
+    Refused {
+        /// The network.
+        network: String,
+        /// Why.
+        source: guard::GuardError,
+    },
+    /// The pod's annotations name more networks than `maxNetworksPerPod`.
+    #[error(
+        "the pod requests {count} networks, more than maxNetworksPerPod ({max}); no network was looked up"
+    )]
+    TooManyNetworks {
+        /// Networks requested.
+        count: usize,
+        /// The cap.
+        max: usize,
+    },
     /// Namespace isolation forbids the reference.
     #[error(
         "namespace isolation enabled, annotation violates permission: pod is in namespace {pod_namespace} but refers to network {network:?} in namespace {target_namespace}"
@@ -169,10 +189,12 @@ impl PlanError {
             | Self::InvalidNetwork { network, .. }
             | Self::Api { network, .. }
             | Self::Isolation { network, .. }
+            | Self::Refused { network, .. }
             | Self::InvalidIfname { network, .. }
             | Self::Chain { network, .. } => Some(network),
             Self::DuplicateIfname { second, .. } => Some(second),
             Self::Annotation { .. }
+            | Self::TooManyNetworks { .. }
             | Self::Ecmp { .. }
             | Self::AuxiliaryChainWithoutPath { .. } => None,
         }
@@ -206,6 +228,7 @@ pub struct Planner<'a> {
     api: &'a dyn ClusterApi,
     files: &'a dyn ConfigFiles,
     prefetched: prefetch::Prefetched,
+    for_del: bool,
 }
 
 impl std::fmt::Debug for Planner<'_> {
@@ -230,7 +253,17 @@ impl<'a> Planner<'a> {
             api,
             files,
             prefetched: prefetch::Prefetched::default(),
+            for_del: false,
         }
+    }
+
+    /// A planner for a DEL without a record: a `defaultNetworks` entry that does not
+    /// resolve any more is left out (WARN) instead of failing the plan, since nothing
+    /// can have been attached for it without a record saying so. The interface names
+    /// of the other networks stay what ADD gave them.
+    pub fn for_del(mut self) -> Self {
+        self.for_del = true;
+        self
     }
 
     /// Plan the delegates for a pod with these annotations (`None`: pod unknown).
@@ -238,7 +271,8 @@ impl<'a> Planner<'a> {
         &self,
         annotations: Option<&BTreeMap<String, String>>,
     ) -> Result<Plan, PlanError> {
-        let mut entries: Vec<(Resolved, Option<NetworkSelectionElement>)> = Vec::new();
+        // `None`: a network left out of a DEL plan; it keeps its position (net<index>).
+        let mut entries: Vec<Option<(Resolved, Option<NetworkSelectionElement>)>> = Vec::new();
 
         let default_override = annotations
             .and_then(|a| a.get(DEFAULT_NETWORK_ANNOTATION))
@@ -258,42 +292,65 @@ impl<'a> Planner<'a> {
         };
         // Refuse bad annotations before any API read, then fetch every NAD concurrently.
         let selections = self.annotation_networks(annotations)?;
+        let requested = selections.len() + usize::from(cluster_selection.is_some());
+        if requested > self.conf.max_networks_per_pod {
+            return Err(PlanError::TooManyNetworks {
+                count: requested,
+                max: self.conf.max_networks_per_pod,
+            });
+        }
+        if let Some(selection) = &cluster_selection {
+            if self.conf.isolate_default_network {
+                self.check_isolation(selection, Some(&self.conf.multus_namespace))?;
+            }
+        }
         for selection in &selections {
-            self.check_isolation(selection)?;
+            self.check_isolation(selection, None)?;
         }
         let references = self.nad_references(cluster_selection.as_ref(), &selections);
         self.prefetched.fetch(self.api, references).await;
         match &cluster_selection {
             Some(selection) => {
-                entries.push((
+                entries.push(Some((
                     self.resolve_nad(&selection.namespace, &selection.name)
                         .await?,
                     Some(selection.clone()),
-                ));
+                )));
             }
-            None => entries.push((self.resolve_cluster_network().await?, None)),
+            None => entries.push(Some((self.resolve_cluster_network().await?, None))),
         }
         for value in self.conf.delegates.iter().skip(1) {
-            entries.push((self.static_delegate(value)?, None));
+            entries.push(Some((self.static_delegate(value)?, None)));
         }
         if self.gets_default_networks() {
             for name in &self.conf.default_networks {
-                entries.push((self.resolve_reference(name).await?, None));
+                match self.resolve_reference(name).await {
+                    Ok(resolved) => entries.push(Some((resolved, None))),
+                    Err(error) if self.for_del => {
+                        tracing::warn!(
+                            network = %name, %error,
+                            "defaultNetworks entry does not resolve and no record of this sandbox exists: nothing can have been attached for it, not deleting it"
+                        );
+                        entries.push(None);
+                    }
+                    Err(error) => return Err(error),
+                }
             }
         }
         for selection in selections {
             let resolved = self
                 .resolve_nad(&selection.namespace, &selection.name)
                 .await?;
-            entries.push((resolved, Some(selection)));
+            entries.push(Some((resolved, Some(selection))));
         }
         if let Some(chain) = self.auxiliary_chain()? {
-            entries.push((chain, None));
+            entries.push(Some((chain, None)));
         }
 
         let delegates = entries
             .into_iter()
             .enumerate()
+            .filter_map(|(index, entry)| entry.map(|e| (index, e)))
             .map(|(index, (resolved, selection))| self.delegate(index, resolved, selection))
             .collect::<Result<Vec<_>, _>>()?;
         check_ifnames(&delegates)?;
@@ -353,11 +410,18 @@ impl<'a> Planner<'a> {
         })
     }
 
-    fn check_isolation(&self, selection: &NetworkSelectionElement) -> Result<(), PlanError> {
+    /// With `namespaceIsolation`: a pod may name NADs of its own namespace, of
+    /// `globalNamespaces` and of `also_allowed`.
+    fn check_isolation(
+        &self,
+        selection: &NetworkSelectionElement,
+        also_allowed: Option<&String>,
+    ) -> Result<(), PlanError> {
         let pod_namespace = self.pod_namespace();
         if !self.conf.namespace_isolation
             || selection.namespace == pod_namespace
             || self.conf.global_namespaces.contains(&selection.namespace)
+            || also_allowed == Some(&selection.namespace)
         {
             return Ok(());
         }
@@ -535,6 +599,10 @@ impl<'a> Planner<'a> {
             Some(bytes) => parse_config(&network, &bytes)?,
             None => self.config_by_name(&network, name)?,
         };
+        let config = guard::admit(self.conf, config).map_err(|source| PlanError::Refused {
+            network: network.clone(),
+            source,
+        })?;
         Ok(Resolved {
             network,
             config,
@@ -571,12 +639,22 @@ impl<'a> Planner<'a> {
             }
             // The cluster network gets only the runtime's values (upstream behaviour).
             if !cluster_network {
-                apply_selection(&mut runtime_config, selection);
+                apply_selection(
+                    &mut runtime_config,
+                    selection,
+                    self.conf.allow_runtime_config_from_annotations.as_deref(),
+                );
             }
-            if let Some(mac) = &selection.mac {
+            let allows = |key: &str| {
+                self.conf
+                    .allow_runtime_config_from_annotations
+                    .as_ref()
+                    .is_none_or(|allowed| allowed.iter().any(|a| a == key))
+            };
+            if let Some(mac) = selection.mac.as_ref().filter(|_| allows("mac")) {
                 add_args.push("MAC", mac.clone());
             }
-            if !selection.ips.is_empty() {
+            if !selection.ips.is_empty() && allows("ips") {
                 add_args.push("IP", selection.ips.join(","));
             }
         }
@@ -620,9 +698,19 @@ pub fn base_cni_args(request: &CniRequest) -> CniArgs {
     args
 }
 
-/// Override runtimeConfig keys with what the annotation asked for this network.
-fn apply_selection(runtime_config: &mut Map<String, Value>, selection: &NetworkSelectionElement) {
+/// Override runtimeConfig keys with what the annotation asked for this network; with
+/// `allowRuntimeConfigFromAnnotations`, only the keys it lists (the others are ignored,
+/// logged at debug level).
+fn apply_selection(
+    runtime_config: &mut Map<String, Value>,
+    selection: &NetworkSelectionElement,
+    allowed: Option<&[String]>,
+) {
     let mut set = |key: &str, value: Value| {
+        if allowed.is_some_and(|allowed| !allowed.iter().any(|a| a == key)) {
+            tracing::debug!(key, network = %selection.name, "runtimeConfig key from the annotation ignored: not in allowRuntimeConfigFromAnnotations");
+            return;
+        }
         runtime_config.insert(key.to_owned(), value);
     };
     if let Some(port_mappings) = &selection.port_mappings {

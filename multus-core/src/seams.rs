@@ -136,6 +136,14 @@ pub enum ExecError {
         /// The limit.
         seconds: u64,
     },
+    /// The plugin exited 0 but what it printed is not a CNI result of its version.
+    #[error("plugin {plugin:?} succeeded but printed an invalid CNI result: {reason}")]
+    InvalidResult {
+        /// The plugin type.
+        plugin: String,
+        /// What is wrong with the result.
+        reason: String,
+    },
     /// The plugin could not be started.
     #[error("plugin {plugin:?} could not be started: {reason}")]
     Spawn {

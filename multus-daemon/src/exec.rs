@@ -208,8 +208,9 @@ impl DelegateExec for TokioExec {
     async fn exec(&self, request: ExecRequest) -> Result<Vec<u8>, ExecError> {
         let started = Instant::now();
         let result = self.run(&request).await;
+        let installed = !matches!(result, Err(ExecError::NotFound { .. }));
         self.metrics
-            .delegate_exec(&request.plugin_type, started.elapsed());
+            .delegate_exec(&request.plugin_type, installed, started.elapsed());
         result
     }
 }

@@ -182,11 +182,14 @@ impl Metrics {
             .inc();
     }
 
-    /// Observe one delegate call.
-    pub fn delegate_exec(&self, plugin: &str, took: Duration) {
+    /// Observe one delegate call. `installed`: a binary of that type was found in the
+    /// plugin directories. The type comes from NADs, which users write: only installed
+    /// types with a plain name become a label value, every other under
+    /// [`OTHER_PLUGIN`], so a NAD can neither forge series nor add new ones.
+    pub fn delegate_exec(&self, plugin: &str, installed: bool, took: Duration) {
         self.delegate_duration
             .get_or_create(&PluginLabel {
-                plugin: plugin.to_owned(),
+                plugin: plugin_label(plugin, installed).to_owned(),
             })
             .observe(took.as_secs_f64());
     }
@@ -222,6 +225,24 @@ impl Metrics {
     }
 }
 
+/// The `plugin` label of delegates whose type is not installed or not a plain name.
+pub const OTHER_PLUGIN: &str = "other";
+
+/// The label value for a plugin type: the type when it is installed and a plain name
+/// (ASCII letters, digits, `_ . + -`, at most 64 bytes), else [`OTHER_PLUGIN`].
+fn plugin_label(plugin: &str, installed: bool) -> &str {
+    let plain = !plugin.is_empty()
+        && plugin.len() <= 64
+        && plugin
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.+-".contains(&b));
+    if installed && plain {
+        plugin
+    } else {
+        OTHER_PLUGIN
+    }
+}
+
 /// `VmRSS` of this process, in bytes.
 pub fn resident_memory_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -233,6 +254,28 @@ pub fn resident_memory_bytes() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plugin_labels_from_nads_are_bounded_and_cannot_forge_series() {
+        let metrics = Metrics::new();
+        let forged = "x\"} 1\nmultus_requests_in_flight 99\n#";
+        metrics.delegate_exec(forged, true, Duration::from_millis(1));
+        for i in 0..100 {
+            metrics.delegate_exec(&format!("nosuch{i}"), false, Duration::from_millis(1));
+        }
+        metrics.delegate_exec("bridge", true, Duration::from_millis(1));
+        let text = metrics.render();
+        assert!(!text.contains("99"), "{text}");
+        assert!(!text.contains("nosuch"), "{text}");
+        assert!(
+            text.contains(r#"multus_delegate_exec_duration_seconds_count{plugin="other"} 101"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"multus_delegate_exec_duration_seconds_count{plugin="bridge"} 1"#),
+            "{text}"
+        );
+    }
 
     #[test]
     fn exposition_has_upstreams_counter_and_ours() {
@@ -251,7 +294,7 @@ mod tests {
                 command: "ADD".into(),
             })
             .observe(0.01);
-        metrics.delegate_exec("bridge", Duration::from_millis(3));
+        metrics.delegate_exec("bridge", true, Duration::from_millis(3));
         metrics.api_request("patch", "pods");
         metrics.cache_size("pods", 3);
         metrics.reject("queue_full");

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use multus_integration_tests::binaries::SYSTEM_PATH;
-use serde_json::{Value, json};
+use serde_json::Value;
 use support::{Thick, built, cni_env, pairs, raw_http, upstream_post};
 
 fn error_code(body: &str) -> u64 {
@@ -17,21 +17,7 @@ fn error_code(body: &str) -> u64 {
 }
 
 fn recorder_node() -> (Thick, Value) {
-    let mut thick = Thick::new(false);
-    thick.h.dirs.install_recorder("recorder");
-    let primary = thick.write_primary(
-        "10-rec.conf",
-        &multus_integration_tests::fixtures::recorder_conf(
-            "1.0.0",
-            "rec",
-            "cluster",
-            &thick.h.dirs,
-        ),
-    );
-    thick.start_daemon();
-    let conf = json!({"cniVersion":"1.0.0","name":"multus-cni-network","type":"multus-shim",
-        "clusterNetwork": primary, "daemonSocketDir": thick.socket_dir(), "cniDir": thick.h.dirs.cni_dir()});
-    (thick, conf)
+    support::recorder_node(|_| {})
 }
 
 fn assert_nothing_applied(thick: &Thick) {

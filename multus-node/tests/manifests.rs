@@ -19,7 +19,10 @@ use multus_core::config::MultusConf;
 use multus_daemon::config::DaemonConfig;
 use multus_node::cli::{Cli, Command as NodeCommand, ProbeTarget};
 use serde_json::Value;
-use support::{CRD, IMAGE, IMAGE_BIN_DIR, Manifest, Source, THICK, THIN, built, deployment, repo};
+use support::{
+    CRD, IMAGE, IMAGE_BIN_DIR, Manifest, STATUS_POLICY, Source, THICK, THIN, built, deployment,
+    repo,
+};
 
 /// The binaries the image holds: the build script's list.
 fn image_binaries() -> Vec<String> {
@@ -117,6 +120,68 @@ fn every_document_parses_into_its_kubernetes_type() {
     ];
     assert_eq!(kinds(&thick()), expected);
     assert_eq!(kinds(&thin()), expected);
+}
+
+#[test]
+fn the_status_policy_applies_to_the_daemonsets_service_account_and_network_status_only() {
+    let manifest = Manifest::load(STATUS_POLICY);
+    let policy = manifest.policy();
+    let spec = policy.spec.as_ref().expect("policy spec");
+    let binding = manifest.policy_binding();
+    let binding_spec = &binding.spec;
+    assert_eq!(
+        Some(&binding_spec.policy_name),
+        policy.metadata.name.as_ref()
+    );
+    assert_eq!(binding_spec.validation_actions, ["Deny".to_owned()]);
+    // The service account the policy matches is the one both DaemonSets run as.
+    for name in [THIN, THICK] {
+        let daemon_manifest = Manifest::load(name);
+        let account = daemon_manifest.service_account();
+        let user = format!(
+            "system:serviceaccount:{}:{}",
+            account.metadata.namespace.as_deref().unwrap_or_default(),
+            account.metadata.name.as_deref().unwrap_or_default()
+        );
+        let conditions = spec.match_conditions.as_deref().unwrap_or_default();
+        assert!(
+            conditions.iter().any(|c| c.expression.contains(&user)),
+            "{name}: the policy does not match {user}"
+        );
+    }
+    let rules = spec
+        .match_constraints
+        .as_ref()
+        .and_then(|c| c.resource_rules.as_deref())
+        .unwrap_or_default();
+    assert!(
+        rules
+            .iter()
+            .any(|r| r.resources.as_deref() == Some(&["pods/status".to_owned()][..])),
+        "the policy does not cover pods/status"
+    );
+    let expressions: Vec<&str> = spec
+        .validations
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|v| v.expression.as_str())
+        .collect();
+    let all = expressions.join("\n");
+    assert!(
+        all.contains(multus_core::nad::NETWORK_STATUS_ANNOTATION),
+        "{all}"
+    );
+    assert!(
+        all.contains("authentication.kubernetes.io/node-name") || {
+            let variables = spec.variables.as_deref().unwrap_or_default();
+            variables.iter().any(|v| {
+                v.expression
+                    .contains("authentication.kubernetes.io/node-name")
+            })
+        }
+    );
+    assert!(all.contains("object.spec.nodeName"), "{all}");
 }
 
 #[test]

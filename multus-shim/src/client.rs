@@ -197,16 +197,20 @@ impl SocketClient {
                 return Err(io(e));
             }
         }
-        self.read_response(&mut stream)
+        read_response(&self.socket, &mut stream)
     }
+}
 
-    fn read_response(&self, stream: &mut UnixStream) -> Result<HttpResponse, ClientError> {
+/// Read and parse one HTTP/1.1 response from `stream` (the daemon at `socket`, named in
+/// errors). Public for the fuzz target of the response reader.
+pub fn read_response(socket: &Path, stream: &mut impl Read) -> Result<HttpResponse, ClientError> {
+    {
         let bad = |reason: String| ClientError::BadResponse {
-            socket: self.socket.clone(),
+            socket: socket.to_owned(),
             reason,
         };
         let io = |source: std::io::Error| ClientError::Io {
-            socket: self.socket.clone(),
+            socket: socket.to_owned(),
             source,
         };
         let mut buffer = Vec::with_capacity(4096);
@@ -238,7 +242,7 @@ impl SocketClient {
             if n == 0 {
                 return Err(if buffer.is_empty() {
                     ClientError::Io {
-                        socket: self.socket.clone(),
+                        socket: socket.to_owned(),
                         source: std::io::Error::new(
                             std::io::ErrorKind::UnexpectedEof,
                             "the daemon closed the connection without answering",
@@ -292,7 +296,7 @@ impl SocketClient {
     }
 }
 
-fn read_to_end_limited(stream: &mut UnixStream, into: &mut Vec<u8>) -> std::io::Result<()> {
+fn read_to_end_limited(stream: &mut impl Read, into: &mut Vec<u8>) -> std::io::Result<()> {
     let mut chunk = [0u8; 8192];
     loop {
         let n = read_retrying(stream, &mut chunk)?;
@@ -322,7 +326,8 @@ fn decode_chunked(mut data: &[u8]) -> Result<Vec<u8>, String> {
         if size == 0 {
             return Ok(body);
         }
-        if data.len() < size + 2 {
+        // A size near usize::MAX from a hostile peer must not overflow.
+        if size.checked_add(2).is_none_or(|needed| data.len() < needed) {
             return Err("truncated chunk".into());
         }
         body.extend_from_slice(&data[..size]);
@@ -332,7 +337,7 @@ fn decode_chunked(mut data: &[u8]) -> Result<Vec<u8>, String> {
 
 /// `read`, retried when a signal interrupts it (the shim may run in a process that gets
 /// SIGCHLD, and a timeout read is not restarted by the kernel).
-fn read_retrying(stream: &mut UnixStream, buffer: &mut [u8]) -> std::io::Result<usize> {
+fn read_retrying(stream: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> {
     loop {
         match stream.read(buffer) {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -344,6 +349,18 @@ fn read_retrying(stream: &mut UnixStream, buffer: &mut [u8]) -> std::io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hostile_chunk_size_is_an_error_not_a_panic() {
+        let answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nab\r\n0\r\n\r\n";
+        let err = read_response(Path::new("/s"), &mut &answer[..]).unwrap_err();
+        assert!(err.to_string().contains("truncated chunk"), "{err}");
+        let ok = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n";
+        assert_eq!(
+            read_response(Path::new("/s"), &mut &ok[..]).unwrap().body,
+            b"ab"
+        );
+    }
     use std::os::unix::net::UnixListener;
 
     /// A one-shot server: reads the request head and body, sends `answer`.

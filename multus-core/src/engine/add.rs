@@ -33,7 +33,7 @@ impl Engine<'_> {
                 Ok(result) => state.attachments[index].result = Some(result),
                 Err(source) => {
                     let report = self.roll_back(&invoker, &state, index).await;
-                    self.finish_failed_add(&report);
+                    self.finish_failed_add(&report, &state, index);
                     let delegate = &state.attachments[index].delegate;
                     return Err(MultusError::Add {
                         pod: self.request.pod.clone(),
@@ -52,7 +52,7 @@ impl Engine<'_> {
         {
             let last = state.attachments.len().saturating_sub(1);
             let report = self.roll_back(&invoker, &state, last).await;
-            self.finish_failed_add(&report);
+            self.finish_failed_add(&report, &state, last);
             let delegate = &state.attachments[failure.index].delegate;
             return Err(MultusError::DefaultRoute {
                 pod: self.request.pod.clone(),
@@ -71,7 +71,7 @@ impl Engine<'_> {
             let last = state.attachments.len().saturating_sub(1);
             let report = self.roll_back(&invoker, &state, last).await;
             tracing::warn!(error = %e, %report, "could not record the attached networks; rolled back");
-            self.finish_failed_add(&report);
+            self.finish_failed_add(&report, &state, last);
             return Err(self.state_error(e));
         }
         self.publish(&state).await;
@@ -216,11 +216,25 @@ impl Engine<'_> {
     }
 
     /// After a failed ADD: forget the sandbox when everything was rolled back, else keep
-    /// the record so the runtime's DEL can finish the job.
-    pub(super) fn finish_failed_add(&self, report: &AttachmentReport) {
+    /// the record of the delegates up to `failed` so the runtime's DEL can finish the
+    /// job. The delegates after `failed` never ran: they leave the record, so that a
+    /// network that was never attached never makes DEL fail.
+    pub(super) fn finish_failed_add(
+        &self,
+        report: &AttachmentReport,
+        state: &SandboxState,
+        failed: usize,
+    ) {
+        let store = self.seams.state;
         if report.not_rolled_back.is_empty() {
-            if let Err(e) = self.seams.state.remove(&self.request.container_id) {
+            if let Err(e) = store.remove(&self.request.container_id) {
                 tracing::warn!(error = %e, "could not remove state after rollback");
+            }
+        } else if failed + 1 < state.attachments.len() {
+            let mut attempted = state.clone();
+            attempted.attachments.truncate(failed + 1);
+            if let Err(e) = store.save(&attempted) {
+                tracing::warn!(error = %e, "could not drop the delegates that never ran from the record");
             }
         }
     }

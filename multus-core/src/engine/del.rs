@@ -78,7 +78,7 @@ impl Engine<'_> {
             None if !self.seams.api.has_pods()
                 && self.conf.pod_annotations_from == PodAnnotationsSource::None =>
             {
-                self.plan(None).await?
+                self.plan_for_del(None).await?
             }
             // The runtime's repeated DEL once the sandbox's netns is gone (containerd's
             // on RemovePodSandbox): it removes the netns only after a DEL succeeded,
@@ -92,17 +92,17 @@ impl Engine<'_> {
                 plan
             }
             None => {
-                let plan = self.plan(None).await?;
+                let plan = self.plan_for_del(None).await?;
                 tracing::warn!(
                     deleting = %plan_labels(&plan),
                     "no record of this sandbox and the pod's annotations are unavailable: deleting only the networks the configuration determines; networks the pod requested through its annotations (k8s.v1.cni.cncf.io/networks, v1.multus-cni.io/default-network), if any, cannot be reached and are not deleted"
                 );
                 plan
             }
-            Some(annotations) => match self.plan(Some(annotations)).await {
+            Some(annotations) => match self.plan_for_del(Some(annotations)).await {
                 Ok(plan) => plan,
                 Err(e) => {
-                    let plan = self.plan(None).await?;
+                    let plan = self.plan_for_del(None).await?;
                     tracing::warn!(
                         error = %e,
                         unreachable = %self.annotation_networks_label(annotations),

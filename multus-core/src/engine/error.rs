@@ -279,7 +279,10 @@ impl MultusError {
                 | PlanError::Chain { .. }
                 | PlanError::AuxiliaryChainWithoutPath { .. } => ErrorCode::InvalidNetworkConfig,
                 PlanError::Api { .. } => ErrorCode::ApiFailure,
-                PlanError::Isolation { .. } => ErrorCode::InvalidAnnotation,
+                PlanError::Isolation { .. } | PlanError::TooManyNetworks { .. } => {
+                    ErrorCode::InvalidAnnotation
+                }
+                PlanError::Refused { .. } => ErrorCode::InvalidNetworkConfig,
                 PlanError::InvalidIfname { .. } | PlanError::DuplicateIfname { .. } => {
                     ErrorCode::InvalidInterface
                 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use serde_json::Map;
 
-use crate::cni::CniVersion;
+use crate::cni::{CniResult, CniVersion};
 use crate::delegate::DelegateConfig;
 use crate::plan::PlannedDelegate;
 use crate::request::Command;
@@ -42,7 +42,8 @@ impl Invoker<'_> {
                     stdin,
                 )
                 .await?;
-            prev = Some(parse_output(plugin_type, &out)?);
+            let version = delegate.config.cni_version().unwrap_or(CniVersion::V0_1_0);
+            prev = Some(parse_output(plugin_type, &out, version)?);
         }
         Ok(prev.unwrap_or(Value::Null))
     }
@@ -204,10 +205,43 @@ impl Invoker<'_> {
     }
 }
 
-fn parse_output(plugin_type: &str, out: &[u8]) -> Result<Value, ExecError> {
-    serde_json::from_slice(out).map_err(|e| ExecError::Crashed {
+/// A plugin's ADD output: JSON that is a CNI result of its own `cniVersion` (or of
+/// `version`, the one it was called with, when it declares none).
+fn parse_output(plugin_type: &str, out: &[u8], version: CniVersion) -> Result<Value, ExecError> {
+    let invalid = |reason: String| ExecError::InvalidResult {
         plugin: plugin_type.to_owned(),
-        status: "exit 0".to_owned(),
-        stderr: format!("result is not JSON: {e}"),
-    })
+        reason,
+    };
+    let value: Value =
+        serde_json::from_slice(out).map_err(|e| invalid(format!("result is not JSON: {e}")))?;
+    CniResult::from_value(&value, version).map_err(|e| invalid(e.to_string()))?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_that_is_not_a_result_of_its_version_is_refused() {
+        let v = CniVersion::V1_0_0;
+        for bad in [
+            &b"[1,2,3]"[..],
+            br#"{"interfaces":"x"}"#,
+            br#"{"cniVersion":"1.0.0","ips":[{"address":7}]}"#,
+            br#"{"cniVersion":"0.2.0","ip4":"x"}"#,
+            br#"{"cniVersion":"9.9.9"}"#,
+            b"not json",
+        ] {
+            let err = parse_output("evil", bad, v).unwrap_err();
+            assert!(
+                matches!(err, ExecError::InvalidResult { ref plugin, .. } if plugin == "evil"),
+                "{}: {err}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let good = br#"{"cniVersion":"1.0.0","interfaces":[{"name":"eth0"}],"ips":[{"address":"10.0.0.2/24","interface":0}]}"#;
+        assert!(parse_output("bridge", good, v).is_ok());
+        assert!(parse_output("bridge", b"{}", v).is_ok());
+    }
 }

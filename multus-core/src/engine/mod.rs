@@ -110,6 +110,24 @@ impl<'a> Engine<'a> {
     }
 }
 
+impl Engine<'_> {
+    /// Plan a DEL without a record: like [`Engine::plan`], leaving out `defaultNetworks`
+    /// entries that no longer resolve (see [`Planner::for_del`]).
+    async fn plan_for_del(
+        &self,
+        annotations: Option<&BTreeMap<String, String>>,
+    ) -> Result<Plan, MultusError> {
+        Planner::new(self.conf, self.request, self.seams.api, self.seams.files)
+            .for_del()
+            .plan(annotations)
+            .await
+            .map_err(|source| MultusError::Plan {
+                pod: self.request.pod.clone(),
+                source: Box::new(source),
+            })
+    }
+}
+
 fn parse_result(attachment: &Attachment) -> Option<CniResult> {
     let value: &Value = attachment.result.as_ref()?;
     let fallback = attachment

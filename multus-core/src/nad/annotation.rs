@@ -324,6 +324,9 @@ fn ifname_problem(name: &str) -> Option<&'static str> {
         Some("must be at most 15 bytes long")
     } else if name == "." || name == ".." {
         Some("must not be \".\" or \"..\"")
+    } else if name == "lo" {
+        // Every pod has it: no plugin can create it, and DEL would try to remove it.
+        Some("must not be \"lo\" (the pod's loopback interface)")
     } else if name.contains('/') {
         Some("must not contain '/'")
     } else if name.contains(':') {
@@ -1122,6 +1125,7 @@ mod tests {
             ("ääääääää", "must be at most 15 bytes long"),
             (".", "must not be \".\" or \"..\""),
             ("..", "must not be \".\" or \"..\""),
+            ("lo", "must not be \"lo\" (the pod's loopback interface)"),
             ("eth/0", "must not contain '/'"),
             ("eth:0", "must not contain ':'"),
             ("eth 0", "must not contain whitespace"),

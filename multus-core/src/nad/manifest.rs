@@ -23,6 +23,14 @@ const NAD_KIND: &str = "NetworkAttachmentDefinition";
 const NAD_API_VERSION: &str = "k8s.cni.cncf.io/v1";
 /// Namespace of a NAD whose manifest names none.
 const DEFAULT_NAMESPACE: &str = "default";
+/// Most bytes of one manifest file, JSON or YAML (a Kubernetes object is at most about
+/// 1.5 MiB in etcd; a file may hold several).
+pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+/// Deepest nesting of collections in a YAML manifest document (a NAD needs 3). JSON
+/// documents have `serde_json`'s limit of 128.
+pub const MAX_MANIFEST_DEPTH: usize = 64;
+/// Most documents in one YAML manifest file.
+pub const MAX_MANIFEST_DOCUMENTS: usize = 1024;
 
 /// A NetworkAttachmentDefinition, reduced to what Multus uses.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +85,15 @@ impl fmt::Display for Location {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
     /// A YAML document could not be parsed.
+    #[error("manifest is {bytes} bytes, more than the limit of {max} bytes")]
+    TooLarge {
+        /// Size of the manifest.
+        bytes: usize,
+        /// [`MAX_MANIFEST_BYTES`].
+        max: usize,
+    },
+    /// A YAML document could not be parsed (a budget exceeded included: nesting deeper
+    /// than [`MAX_MANIFEST_DEPTH`], too many documents, nodes or aliases).
     #[error("document {document}: invalid YAML: {message}")]
     Yaml {
         /// 1-based number of the document.
@@ -282,6 +299,12 @@ fn config_has_name(path: &Path, bytes: &[u8], name: &str) -> bool {
 
 /// Split a file into documents, as JSON values (`Null` for empty documents).
 fn load_documents(text: &str) -> Result<Vec<Value>, ManifestError> {
+    if text.len() > MAX_MANIFEST_BYTES {
+        return Err(ManifestError::TooLarge {
+            bytes: text.len(),
+            max: MAX_MANIFEST_BYTES,
+        });
+    }
     if text.trim_start().starts_with('{') {
         json_documents(text)
     } else {
@@ -303,27 +326,42 @@ fn json_documents(text: &str) -> Result<Vec<Value>, ManifestError> {
         .collect()
 }
 
-/// A `---`-separated YAML stream; merge keys (`<<`) are applied.
+/// A `---`-separated YAML stream, parsed within budgets (depth, documents, nodes,
+/// aliases, scalar bytes) so that no manifest costs more than linear time and bounded
+/// memory; merge keys (`<<`) are applied, duplicate keys refused. Empty documents are
+/// left out.
 fn yaml_documents(text: &str) -> Result<Vec<Value>, ManifestError> {
-    serde_yaml_ng::Deserializer::from_str(text)
-        .enumerate()
-        .map(|(index, document)| yaml_document(index + 1, document))
-        .collect()
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_depth = MAX_MANIFEST_DEPTH;
+    budget.flow_nesting_limit = MAX_MANIFEST_DEPTH;
+    budget.max_documents = MAX_MANIFEST_DOCUMENTS;
+    budget.max_total_scalar_bytes = MAX_MANIFEST_BYTES;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options.with_snippet = false;
+    // YAML 1.2 core schema, as before: `n`, `yes`, `off` are strings, not booleans.
+    options.strict_booleans = true;
+    serde_saphyr::from_multiple_with_options::<Value>(text, options).map_err(|e| {
+        ManifestError::Yaml {
+            document: yaml_document_number(text, e.location().map(|l| l.line())),
+            message: e.to_string(),
+        }
+    })
 }
 
-/// Convert one YAML document to a JSON value.
-fn yaml_document(
-    number: usize,
-    document: serde_yaml_ng::Deserializer<'_>,
-) -> Result<Value, ManifestError> {
-    let yaml_error = |message: String| ManifestError::Yaml {
-        document: number,
-        message,
-    };
-    let mut yaml =
-        serde_yaml_ng::Value::deserialize(document).map_err(|e| yaml_error(e.to_string()))?;
-    yaml.apply_merge().map_err(|e| yaml_error(e.to_string()))?;
-    serde_json::to_value(&yaml).map_err(|e| yaml_error(e.to_string()))
+/// The 1-based number of the YAML document that holds 1-based `line` (the first when
+/// unknown): one more than the `---` separators before it.
+fn yaml_document_number(text: &str, line: Option<u64>) -> usize {
+    let Some(line) = line else { return 1 };
+    let before = usize::try_from(line.saturating_sub(1)).unwrap_or(usize::MAX);
+    let separators = text
+        .lines()
+        .take(before)
+        .filter(|l| l.starts_with("---"))
+        .count();
+    // A stream that starts with `---` opens its first document with it.
+    let leading = text.trim_start().starts_with("---");
+    (separators + 1).saturating_sub(usize::from(leading)).max(1)
 }
 
 /// Collect the NADs of one object (a NAD, a list, or an object of another kind).
@@ -980,6 +1018,79 @@ items:
         );
         assert_eq!(find("missing"), None);
         assert_eq!(find_config_by_name(&[], "net"), None);
+    }
+
+    #[test]
+    fn deep_yaml_is_refused_quickly_with_a_clear_error() {
+        let depth = 100_000;
+        let text = format!(
+            "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata:\n  name: n\nspec: {}{}\n",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        let started = std::time::Instant::now();
+        let err = parse_manifests(&text).unwrap_err();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            matches!(err, ManifestError::Yaml { document: 1, .. }),
+            "{err}"
+        );
+        let message = err.to_string();
+        assert!(
+            ["depth", "nesting", "recursion limit"]
+                .iter()
+                .any(|m| message.contains(m)),
+            "{message}"
+        );
+        // Just past the limit, in flow and in block style.
+        let deep = MAX_MANIFEST_DEPTH + 6;
+        let flow = format!(
+            "kind: List\nitems: []\nx: {}{}\n",
+            "[".repeat(deep),
+            "]".repeat(deep)
+        );
+        assert!(
+            parse_manifests(&flow).is_err(),
+            "flow nesting {deep} accepted"
+        );
+        let mut block = String::from("kind: List\nitems: []\nx:\n");
+        for level in 1..deep {
+            block.push_str(&format!("{}a:\n", " ".repeat(level)));
+        }
+        block.push_str(&format!("{}a: 1\n", " ".repeat(deep)));
+        assert!(
+            parse_manifests(&block).is_err(),
+            "block nesting {deep} accepted"
+        );
+        // Within the limit it parses.
+        let shallow = format!(
+            "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata:\n  name: n\nspec:\n  config: ''\n  x: {}{}\n",
+            "[".repeat(20),
+            "]".repeat(20)
+        );
+        assert_eq!(parse_manifests(&shallow).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn oversized_manifests_are_refused_before_parsing() {
+        let text = format!("# {}\n", "x".repeat(MAX_MANIFEST_BYTES));
+        let err = parse_manifests(&text).unwrap_err();
+        assert!(matches!(err, ManifestError::TooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("more than the limit"), "{err}");
+    }
+
+    #[test]
+    fn yaml_errors_name_their_document() {
+        let text = "kind: List\nitems: []\n---\nkind: List\nitems: []\n---\nkind: [\n";
+        let err = parse_manifests(text).unwrap_err();
+        assert!(
+            matches!(err, ManifestError::Yaml { document: 3, .. }),
+            "{err}"
+        );
     }
 
     proptest! {

@@ -6,11 +6,17 @@
 //! request can reference, fetches them all at once (`join_all`: no runtime needed, any
 //! executor drives it) and then resolves the plan from the answers, in the same order
 //! and with the same errors as before.
+//!
+//! The pod's author chooses how many NADs an annotation names, so the fetch is bounded:
+//! at most [`MAX_CONCURRENT_FETCHES`] requests are in flight at once, and it stops at the
+//! first NAD whose absence fails the plan (an annotation network that does not exist),
+//! since nothing after it would be used.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-use futures_util::future::join_all;
+use futures_util::StreamExt;
+use futures_util::stream;
 
 use super::Planner;
 use crate::nad::{NetworkAttachmentDefinition, NetworkSelectionElement};
@@ -18,6 +24,18 @@ use crate::seams::{ApiError, ClusterApi};
 
 type Key = (String, String);
 type Answer = Result<Option<NetworkAttachmentDefinition>, ApiError>;
+
+/// API requests one plan keeps in flight at most.
+pub(super) const MAX_CONCURRENT_FETCHES: usize = 8;
+
+/// One NAD a plan may read, and whether the plan fails when it is missing (an
+/// annotation network) or falls back to something else (a `defaultNetworks` name may be
+/// a CNI config name in `confDir`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Reference {
+    pub(super) key: Key,
+    pub(super) required: bool,
+}
 
 /// The answers of the prefetch, by `(namespace, name)`.
 #[derive(Debug, Default)]
@@ -32,21 +50,33 @@ impl Prefetched {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Fetch every distinct NAD of `keys` concurrently and keep the answers.
-    pub(super) async fn fetch(&self, api: &dyn ClusterApi, keys: Vec<Key>) {
-        let mut distinct: Vec<Key> = Vec::with_capacity(keys.len());
-        for key in keys {
-            if !distinct.contains(&key) && !self.nads().contains_key(&key) {
-                distinct.push(key);
+    /// Fetch every distinct NAD of `references`, [`MAX_CONCURRENT_FETCHES`] at a time
+    /// and in order, and keep the answers; stop after the first required one that is
+    /// missing or cannot be read.
+    pub(super) async fn fetch(&self, api: &dyn ClusterApi, references: Vec<Reference>) {
+        let mut distinct: Vec<Reference> = Vec::with_capacity(references.len());
+        for reference in references {
+            if self.nads().contains_key(&reference.key) {
+                continue;
+            }
+            match distinct.iter_mut().find(|d| d.key == reference.key) {
+                Some(known) => known.required |= reference.required,
+                None => distinct.push(reference),
             }
         }
-        let answers = join_all(
-            distinct
-                .iter()
-                .map(|(namespace, name)| api.network_attachment(namespace, name)),
-        )
-        .await;
-        self.nads().extend(distinct.into_iter().zip(answers));
+        let mut answers = stream::iter(distinct.into_iter().map(|reference| async move {
+            let (namespace, name) = &reference.key;
+            let answer = api.network_attachment(namespace, name).await;
+            (reference, answer)
+        }))
+        .buffered(MAX_CONCURRENT_FETCHES);
+        while let Some((reference, answer)) = answers.next().await {
+            let fatal = reference.required && !matches!(answer, Ok(Some(_)));
+            self.nads().insert(reference.key, answer);
+            if fatal {
+                break;
+            }
+        }
     }
 
     /// The prefetched answer for one NAD, if it was prefetched.
@@ -64,15 +94,21 @@ impl Planner<'_> {
         &self,
         cluster_selection: Option<&NetworkSelectionElement>,
         selections: &[NetworkSelectionElement],
-    ) -> Vec<Key> {
+    ) -> Vec<Reference> {
         let multus_namespace = &self.conf.multus_namespace;
         let by_name = |value: &str| {
-            (!value.is_empty() && !value.contains('/'))
-                .then(|| (multus_namespace.clone(), value.to_owned()))
+            (!value.is_empty() && !value.contains('/')).then(|| Reference {
+                key: (multus_namespace.clone(), value.to_owned()),
+                required: false,
+            })
+        };
+        let selected = |selection: &NetworkSelectionElement| Reference {
+            key: (selection.namespace.clone(), selection.name.clone()),
+            required: true,
         };
         let mut keys = Vec::new();
         match cluster_selection {
-            Some(selection) => keys.push((selection.namespace.clone(), selection.name.clone())),
+            Some(selection) => keys.push(selected(selection)),
             None if self.conf.delegates.is_empty() => {
                 keys.extend(self.conf.cluster_network.as_deref().and_then(by_name));
             }
@@ -81,11 +117,7 @@ impl Planner<'_> {
         if self.gets_default_networks() {
             keys.extend(self.conf.default_networks.iter().filter_map(|n| by_name(n)));
         }
-        keys.extend(
-            selections
-                .iter()
-                .map(|s| (s.namespace.clone(), s.name.clone())),
-        );
+        keys.extend(selections.iter().map(selected));
         keys
     }
 }

@@ -66,6 +66,10 @@ fn effective(conf: &MultusConf) -> Vec<(&'static str, Value)> {
         readiness_indicator_timeout,
         trust_runtime_annotations,
         valid_attachments,
+        allowed_plugin_types,
+        max_networks_per_pod,
+        allow_runtime_config_from_annotations,
+        isolate_default_network,
     } = conf;
     let path = |p: &Option<std::path::PathBuf>| {
         p.as_ref()
@@ -121,6 +125,13 @@ fn effective(conf: &MultusConf) -> Vec<(&'static str, Value)> {
         ("apiTimeoutSeconds", json!(api_timeout.as_secs_f64())),
         ("apiRetries", json!(api_retries)),
         ("trustRuntimeAnnotations", json!(trust_runtime_annotations)),
+        ("allowedPluginTypes", json!(allowed_plugin_types)),
+        ("maxNetworksPerPod", json!(max_networks_per_pod)),
+        (
+            "allowRuntimeConfigFromAnnotations",
+            json!(allow_runtime_config_from_annotations),
+        ),
+        ("isolateDefaultNetwork", json!(isolate_default_network)),
         (
             "cni.dev/valid-attachments",
             serde_json::to_value(valid_attachments).unwrap_or(Value::Null),

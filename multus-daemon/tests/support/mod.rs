@@ -482,3 +482,24 @@ pub fn run_shim(env: &[(String, String)], stdin: &[u8]) -> (i32, String, String)
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A daemon node with file-based NADs and the recorder as its cluster network (started
+/// after `configure` set daemon keys), and the shim's configuration for it.
+pub fn recorder_node(configure: impl FnOnce(&mut Thick)) -> (Thick, Value) {
+    let mut thick = Thick::new(false);
+    thick.h.dirs.install_recorder("recorder");
+    let primary = thick.write_primary(
+        "10-rec.conf",
+        &multus_integration_tests::fixtures::recorder_conf(
+            "1.0.0",
+            "rec",
+            "cluster",
+            &thick.h.dirs,
+        ),
+    );
+    configure(&mut thick);
+    thick.start_daemon();
+    let conf = json!({"cniVersion":"1.0.0","name":"multus-cni-network","type":"multus-shim",
+        "clusterNetwork": primary, "daemonSocketDir": thick.socket_dir(), "cniDir": thick.h.dirs.cni_dir()});
+    (thick, conf)
+}

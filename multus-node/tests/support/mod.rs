@@ -4,6 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
@@ -21,6 +24,8 @@ pub const THICK: &str = "multus-daemonset-thick.yml";
 pub const THIN: &str = "multus-daemonset.yml";
 /// The standalone CRD.
 pub const CRD: &str = "network-attachment-definition-crd.yml";
+/// The optional admission policy that scopes a node's multus to its own pods.
+pub const STATUS_POLICY: &str = "multus-node-scoped-status-policy.yml";
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -58,6 +63,8 @@ pub enum Object {
     ClusterRoleBinding(Box<ClusterRoleBinding>),
     ConfigMap(Box<ConfigMap>),
     DaemonSet(Box<DaemonSet>),
+    Policy(Box<ValidatingAdmissionPolicy>),
+    PolicyBinding(Box<ValidatingAdmissionPolicyBinding>),
 }
 
 /// Parse `value` as `T` and back: a key the type does not know (a typo such as
@@ -122,6 +129,8 @@ impl Manifest {
                 "ClusterRoleBinding" => Object::ClusterRoleBinding(typed(&value, &what)),
                 "ConfigMap" => Object::ConfigMap(typed(&value, &what)),
                 "DaemonSet" => Object::DaemonSet(typed(&value, &what)),
+                "ValidatingAdmissionPolicy" => Object::Policy(typed(&value, &what)),
+                "ValidatingAdmissionPolicyBinding" => Object::PolicyBinding(typed(&value, &what)),
                 other => panic!("{what}: unexpected kind {other:?}"),
             };
             documents.push((value, object));
@@ -146,6 +155,18 @@ impl Manifest {
     pub fn crd(&self) -> &CustomResourceDefinition {
         self.one(|o| match o {
             Object::Crd(x) => Some(x.as_ref()),
+            _ => None,
+        })
+    }
+    pub fn policy(&self) -> &ValidatingAdmissionPolicy {
+        self.one(|o| match o {
+            Object::Policy(x) => Some(x.as_ref()),
+            _ => None,
+        })
+    }
+    pub fn policy_binding(&self) -> &ValidatingAdmissionPolicyBinding {
+        self.one(|o| match o {
+            Object::PolicyBinding(x) => Some(x.as_ref()),
             _ => None,
         })
     }

@@ -553,6 +553,38 @@ fn nads_are_fetched_concurrently_once_each_in_plan_order() {
 }
 
 #[test]
+fn nad_reads_are_bounded_and_stop_at_the_first_missing_one() {
+    let world = World::new();
+    let names: Vec<String> = (0..40).map(|i| format!("missing{i}")).collect();
+    let annotation = names.join(",");
+    let api = api_for(&world).with_pod("default", "web", "u1", &[(NETWORKS, &annotation)]);
+    let err = add_web(&world, &api, &api_conf(json!({}))).unwrap_err();
+    assert_eq!(err.code(), crate::cni::ErrorCode::NetworkNotFound.code());
+    let nad_gets = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("GET nad"))
+        .count();
+    assert!(nad_gets <= 8, "{nad_gets} NAD reads for one missing NAD");
+    assert!(
+        api.in_flight.lock().unwrap().1 <= 8,
+        "more than 8 reads at once"
+    );
+    assert!(world.exec.calls().is_empty());
+}
+
+#[test]
+fn more_networks_than_max_networks_per_pod_read_no_nad() {
+    let world = World::new();
+    let annotation = ["blue"; 5].join(",");
+    let api = api_for(&world).with_pod("default", "web", "u1", &[(NETWORKS, &annotation)]);
+    let err = add_web(&world, &api, &api_conf(json!({"maxNetworksPerPod": 4}))).unwrap_err();
+    assert_eq!(err.code(), crate::cni::ErrorCode::InvalidAnnotation.code());
+    assert!(err.to_string().contains("maxNetworksPerPod (4)"), "{err}");
+    assert_eq!(api.requests(), vec!["GET pod default/web"]);
+}
+
+#[test]
 fn readiness_indicator_bounds_add_status_and_gc_but_not_del() {
     let world = World::new();
     let api = api_for(&world).with_pod("default", "web", "u1", &[]);
