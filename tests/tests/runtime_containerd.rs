@@ -180,7 +180,6 @@ fn a_delegate_failing_mid_add_is_rolled_back_and_leaves_nothing() {
 /// sandbox goes away (containerd's rollback DEL finds no record and nothing to delete
 /// for the unresolvable network: issue 13 item 1).
 #[test]
-#[ignore = "issue 13 item 1 (an unresolvable defaultNetworks entry fails DEL without a record) is fixed on another branch"]
 fn an_unresolvable_default_network_fails_the_sandbox_and_leaves_nothing() {
     let h = Harness::new();
     let nets = h.standard_networks(VERSION);
@@ -202,7 +201,6 @@ fn an_unresolvable_default_network_fails_the_sandbox_and_leaves_nothing() {
 /// must not make the sandbox impossible to remove (containerd's second DEL has no
 /// record and rebuilds the plan).
 #[test]
-#[ignore = "issue 13 item 1 (an unresolvable defaultNetworks entry fails DEL without a record) is fixed on another branch"]
 fn a_default_network_that_stops_resolving_lets_running_pods_go() {
     let h = Harness::new();
     let nets = h.standard_networks(VERSION);
