@@ -66,7 +66,7 @@ impl Engine<'_> {
         let mut failures = Vec::new();
         let mut networks: BTreeMap<String, (DelegateConfig, Vec<Value>)> = BTreeMap::new();
         let ids = store.list().map_err(|e| self.state_error(e))?;
-        for id in ids {
+        for id in ids.iter().cloned() {
             let _lock = store.lock(&id).await.map_err(|e| self.state_error(e))?;
             let record = match store.load(&id) {
                 Ok(Some(record)) => record,
@@ -77,16 +77,7 @@ impl Engine<'_> {
                 }
             };
             if valid.contains(&(record.container_id.as_str(), record.ifname.as_str())) {
-                for attachment in &record.attachments {
-                    let delegate = &attachment.delegate;
-                    let entry = networks
-                        .entry(delegate.network.clone())
-                        .or_insert_with(|| (delegate.config.clone(), Vec::new()));
-                    entry.1.push(serde_json::json!({
-                        "containerID": record.container_id,
-                        "ifname": delegate.ifname,
-                    }));
-                }
+                upstream::list_valid_attachments(&mut networks, &record);
                 continue;
             }
             tracing::info!(container = %id, "sandbox is not valid any more; deleting its attachments");
@@ -99,6 +90,8 @@ impl Engine<'_> {
                 Err(e) => failures.push(format!("{id}: {e}")),
             }
         }
+        self.gc_upstream(&valid, &ids, &mut networks, &mut failures)
+            .await;
         match self.configured_networks().await {
             Ok(configured) => {
                 for (network, config) in configured {
