@@ -17,6 +17,8 @@
 //! - [`recording`]: the record format written by the `cni-recorder` test plugin (with
 //!   each call's start and end time), and its marker files (a slow call in flight, a
 //!   `DEL-once` failure done).
+//! - [`upstream`]: upstream Go Multus attaching a pod (the plugins run directly) and
+//!   leaving its caches behind, for the tests of the switch to multus-rs.
 //! - [`Harness`]: one node, its directories and a runtime, the usual start of a test,
 //!   with the standard real-plugin networks ([`Harness::standard_networks`]).
 //!
@@ -32,6 +34,7 @@ mod harness;
 pub mod netns;
 pub mod recording;
 pub mod runtime;
+pub mod upstream;
 
 pub use harness::{
     BRIDGE_NAD, CLUSTER_NETWORK, Harness, MACVLAN_NAD, NODE_BRIDGE, StandardNetworks,

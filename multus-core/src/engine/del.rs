@@ -162,13 +162,24 @@ impl Engine<'_> {
                 }
             },
         };
-        if let Some(reason) = &unreachable {
+        // Only while the pod's network namespace exists: containerd's second DEL (empty
+        // CNI_NETNS, after the first removed the record) knows nothing either, and is no
+        // news.
+        if let Some(reason) = &unreachable
+            && self.sandbox_netns_exists().await
+        {
             self.report_unknown_attachments(&plan, reason).await;
         }
         let known = Known::Rebuilt {
             guessed: unreachable.is_some(),
         };
         Ok((self.new_state(plan), known))
+    }
+
+    /// Whether the request's network namespace (still) exists.
+    async fn sandbox_netns_exists(&self) -> bool {
+        let netns = &self.request.netns;
+        !netns.is_empty() && self.seams.netns.link_exists(netns, "lo").await.is_ok()
     }
 
     /// Tell operators that this DEL had to guess: a warning event on the pod (best

@@ -97,7 +97,11 @@ impl Engine<'_> {
             tracing::info!(container = %id, "sandbox attached by upstream Multus is not valid any more; deleting its attachments");
             match self.tear_down(&record).await {
                 Ok(()) => {
-                    if let Err(e) = store.remove_upstream(&sandbox) {
+                    // remove() also drops the lock file taken above.
+                    if let Err(e) = store
+                        .remove_upstream(&sandbox)
+                        .and_then(|()| store.remove(id))
+                    {
                         failures.push(format!("{id}: {e}"));
                     }
                 }
