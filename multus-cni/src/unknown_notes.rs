@@ -14,6 +14,9 @@ use multus_core::upstream::UnknownAttachments;
 /// Subdirectory of `cniDir` holding the notes.
 pub const UNKNOWN_DIR: &str = "unknown";
 
+/// One note as read: the container and the note, or why it cannot be read.
+pub type Note = (String, Result<UnknownAttachments, String>);
+
 /// The notes under one `cniDir`.
 #[derive(Clone, Debug)]
 pub struct UnknownNotes {
@@ -73,7 +76,7 @@ impl UnknownNotes {
     }
 
     /// Every note, sorted by container ID (unreadable ones as errors).
-    pub fn list(&self) -> Result<Vec<(String, Result<UnknownAttachments, String>)>, StateError> {
+    pub fn list(&self) -> Result<Vec<Note>, StateError> {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -241,9 +241,9 @@ impl UpstreamSandbox {
             Some(delegates) => delegates
                 .iter()
                 .enumerate()
-                .map(|(index, d)| self.from_scratch(index, d, defaults))
+                .map(|(index, d)| self.scratch_attachment(index, d, defaults))
                 .collect::<Result<Vec<_>, _>>()?,
-            None => self.from_results(defaults)?,
+            None => self.results_attachments(defaults)?,
         };
         let first = self.results.first();
         let netns = first
@@ -284,7 +284,7 @@ impl UpstreamSandbox {
         }
     }
 
-    fn from_scratch(
+    fn scratch_attachment(
         &self,
         index: usize,
         delegate: &UpstreamDelegate,
@@ -332,7 +332,7 @@ impl UpstreamSandbox {
     /// Without a scratch cache: one attachment per libcni entry, the cluster network
     /// (`CNI_IFNAME`) first, then the others by interface name (upstream's ADD order for
     /// `net<index>` names).
-    fn from_results(
+    fn results_attachments(
         &self,
         defaults: &UpstreamDefaults,
     ) -> Result<Vec<Attachment>, UpstreamCacheError> {

@@ -66,7 +66,7 @@ impl Engine<'_> {
         let mut failures = Vec::new();
         let mut networks: BTreeMap<String, (DelegateConfig, Vec<Value>)> = BTreeMap::new();
         let ids = store.list().map_err(|e| self.state_error(e))?;
-        for id in ids.iter().cloned() {
+        for id in ids {
             let _lock = store.lock(&id).await.map_err(|e| self.state_error(e))?;
             let record = match store.load(&id) {
                 Ok(Some(record)) => record,
@@ -90,8 +90,7 @@ impl Engine<'_> {
                 Err(e) => failures.push(format!("{id}: {e}")),
             }
         }
-        self.gc_upstream(&valid, &ids, &mut networks, &mut failures)
-            .await;
+        self.gc_upstream(&valid, &mut networks, &mut failures).await;
         match self.configured_networks().await {
             Ok(configured) => {
                 for (network, config) in configured {

@@ -67,7 +67,6 @@ impl Engine<'_> {
     pub(super) async fn gc_upstream(
         &self,
         valid: &ValidSet<'_>,
-        recorded: &[String],
         networks: &mut BTreeMap<String, (DelegateConfig, Vec<Value>)>,
         failures: &mut Vec<String>,
     ) {
@@ -79,6 +78,8 @@ impl Engine<'_> {
                 return;
             }
         };
+        // A sandbox with a multus-rs record was handled from it.
+        let recorded = store.list().unwrap_or_default();
         for id in ids.iter().filter(|id| !recorded.contains(id)) {
             let _lock = match store.lock(id).await {
                 Ok(lock) => lock,
