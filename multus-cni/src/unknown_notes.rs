@@ -11,6 +11,8 @@ use multus_core::request::is_valid_container_id;
 use multus_core::seams::StateError;
 use multus_core::upstream::UnknownAttachments;
 
+use crate::upstream_cache::entry_names;
+
 /// Subdirectory of `cniDir` holding the notes.
 pub const UNKNOWN_DIR: &str = "unknown";
 
@@ -77,14 +79,8 @@ impl UnknownNotes {
 
     /// Every note, sorted by container ID (unreadable ones as errors).
     pub fn list(&self) -> Result<Vec<Note>, StateError> {
-        let entries = match std::fs::read_dir(&self.dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_error(&self.dir, e)),
-        };
-        let mut ids: Vec<String> = entries
-            .filter_map(Result::ok)
-            .filter_map(|e| e.file_name().into_string().ok())
+        let mut ids: Vec<String> = entry_names(&self.dir, |_| true)?
+            .into_iter()
             .filter_map(|name| name.strip_suffix(".json").map(str::to_owned))
             .filter(|id| is_valid_container_id(id))
             .collect();

@@ -31,6 +31,23 @@ fn io_error(path: &Path, source: std::io::Error) -> StateError {
     }
 }
 
+/// The names of the entries of `dir` that `keep` accepts; none when `dir` does not exist.
+pub(crate) fn entry_names(
+    dir: &Path,
+    keep: impl Fn(&std::fs::DirEntry) -> bool,
+) -> Result<Vec<String>, StateError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error(dir, e)),
+    };
+    Ok(entries
+        .filter_map(Result::ok)
+        .filter(|e| keep(e))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect())
+}
+
 /// The file's bytes; `None` when it does not exist. Files larger than any cache
 /// upstream writes are refused.
 fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
@@ -106,17 +123,8 @@ impl UpstreamCacheDir {
         files: &mut Vec<PathBuf>,
     ) -> Result<Vec<LibcniCacheEntry>, StateError> {
         let dir = self.cni_dir.join(RESULTS_DIR);
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_error(&dir, e)),
-        };
         let infix = format!("-{container_id}-");
-        let mut names: Vec<String> = entries
-            .filter_map(Result::ok)
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|name| name.contains(&infix))
-            .collect();
+        let mut names = entry_names(&dir, |e| e.file_name().to_string_lossy().contains(&infix))?;
         names.sort();
         let mut found = Vec::new();
         for name in names {
@@ -152,17 +160,8 @@ impl UpstreamCacheDir {
     /// The containers upstream has a scratch cache for: the regular files directly in
     /// `cniDir` named like a container ID, sorted.
     pub fn list(&self) -> Result<Vec<String>, StateError> {
-        let entries = match std::fs::read_dir(&self.cni_dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_error(&self.cni_dir, e)),
-        };
-        let mut ids: Vec<String> = entries
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|name| is_valid_container_id(name))
-            .collect();
+        let mut ids = entry_names(&self.cni_dir, |e| e.file_type().is_ok_and(|t| t.is_file()))?;
+        ids.retain(|name| is_valid_container_id(name));
         ids.sort();
         Ok(ids)
     }

@@ -48,6 +48,21 @@ fn sandbox(scratch: Option<&[u8]>, results: Vec<LibcniCacheEntry>) -> UpstreamSa
     }
 }
 
+/// `(network, ifname, cluster network)` of every attachment.
+fn summary(state: &SandboxState) -> Vec<(&str, &str, bool)> {
+    state
+        .attachments
+        .iter()
+        .map(|a| {
+            (
+                a.delegate.network.as_str(),
+                a.delegate.ifname.as_str(),
+                a.delegate.cluster_network,
+            )
+        })
+        .collect()
+}
+
 fn plugin(state: &SandboxState, attachment: usize, index: usize) -> Value {
     let config = &state.attachments[attachment].delegate.config;
     Value::Object(config.plugins()[index].clone())
@@ -59,19 +74,8 @@ fn both_scratch_formats_give_upstreams_delegates_ifnames_and_order() {
         let state = sandbox(Some(scratch), results())
             .to_state(&defaults())
             .unwrap();
-        let summary: Vec<(&str, &str, bool)> = state
-            .attachments
-            .iter()
-            .map(|a| {
-                (
-                    a.delegate.network.as_str(),
-                    a.delegate.ifname.as_str(),
-                    a.delegate.cluster_network,
-                )
-            })
-            .collect();
         assert_eq!(
-            summary,
+            summary(&state),
             [
                 ("cluster", "eth0", true),
                 ("default/macvlan-conf", "data0", false),
@@ -153,19 +157,8 @@ fn without_libcni_entries_the_request_fills_in() {
 #[test]
 fn without_a_scratch_cache_libcni_entries_alone_give_every_attachment() {
     let state = sandbox(None, results()).to_state(&defaults()).unwrap();
-    let summary: Vec<(&str, &str, bool)> = state
-        .attachments
-        .iter()
-        .map(|a| {
-            (
-                a.delegate.network.as_str(),
-                a.delegate.ifname.as_str(),
-                a.delegate.cluster_network,
-            )
-        })
-        .collect();
     assert_eq!(
-        summary,
+        summary(&state),
         [
             ("cluster", "eth0", true),
             ("macvlan-conf", "data0", false),

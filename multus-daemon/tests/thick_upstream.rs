@@ -33,18 +33,7 @@ fn del_through_the_daemon_tears_down_what_upstream_attached() {
     let attached = upstream::attach(
         &thick.h,
         &pod,
-        &[
-            Delegate {
-                name: CLUSTER_NETWORK.into(),
-                conf: cluster,
-                ifname_request: None,
-            },
-            Delegate {
-                name: format!("default/{MACVLAN_NAD}"),
-                conf: macvlan,
-                ifname_request: None,
-            },
-        ],
+        &[Delegate::cluster(cluster), Delegate::nad(macvlan, None)],
         Release::V4_3_0,
     );
     assert_eq!(pod.netns.link_names(), ["eth0", "lo", "net1"]);

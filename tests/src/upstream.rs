@@ -38,6 +38,26 @@ pub struct Delegate {
     pub ifname_request: Option<String>,
 }
 
+impl Delegate {
+    /// The cluster network, named by its CNI `name`.
+    pub fn cluster(conf: Value) -> Self {
+        Self {
+            name: conf["name"].as_str().expect("config name").to_owned(),
+            conf,
+            ifname_request: None,
+        }
+    }
+
+    /// NAD `default/<CNI name>`, with the annotation's `interface` if any.
+    pub fn nad(conf: Value, ifname_request: Option<&str>) -> Self {
+        Self {
+            name: format!("default/{}", conf["name"].as_str().expect("config name")),
+            conf,
+            ifname_request: ifname_request.map(str::to_owned),
+        }
+    }
+}
+
 /// What upstream wrote for a pod.
 #[derive(Debug)]
 pub struct Attached {

@@ -59,21 +59,9 @@ fn upstream_pod(h: &Harness, release: Release) -> (Sandbox, MultusConfig, Attach
         h,
         &pod,
         &[
-            Delegate {
-                name: CLUSTER_NETWORK.into(),
-                conf: cluster,
-                ifname_request: None,
-            },
-            Delegate {
-                name: format!("default/{MACVLAN_NAD}"),
-                conf: macvlan,
-                ifname_request: Some("data0".into()),
-            },
-            Delegate {
-                name: format!("default/{BRIDGE_NAD}"),
-                conf: list,
-                ifname_request: None,
-            },
+            Delegate::cluster(cluster),
+            Delegate::nad(macvlan, Some("data0")),
+            Delegate::nad(list, None),
         ],
         release,
     );
@@ -184,13 +172,7 @@ fn gc(h: &Harness, conf: &MultusConfig, valid: Value) {
         .set("cni.dev/valid-attachments", valid)
         .build();
     let nobody = h.sandbox();
-    let call = h
-        .runtime
-        .call("GC", &nobody, &conf)
-        .unset("CNI_CONTAINERID")
-        .unset("CNI_NETNS")
-        .unset("CNI_IFNAME")
-        .unset("CNI_ARGS");
+    let call = h.runtime.call("GC", &nobody, &conf).without_sandbox();
     h.runtime.run(call).empty_success();
 }
 
