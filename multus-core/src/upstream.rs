@@ -478,6 +478,29 @@ pub struct UnknownAttachments {
     pub reason: String,
 }
 
+/// The fixtures in upstream's formats (`testdata/upstream/`), for the tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    /// The container of the fixtures.
+    pub const CONTAINER: &str = "9f3b1c0d7e2a4b5c8d6e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e";
+    /// The scratch cache as v4.3.0 wrote it.
+    pub const SCRATCH_V4_3_0: &[u8] = include_bytes!("../testdata/upstream/v4.3.0-scratch.json");
+    /// The scratch cache as later versions write it.
+    pub const SCRATCH_HEAD: &[u8] = include_bytes!("../testdata/upstream/head-scratch.json");
+    /// libcni's result cache entries of the three delegates.
+    pub const RESULTS: [&[u8]; 3] = [
+        include_bytes!(
+            "../testdata/upstream/results/cluster-9f3b1c0d7e2a4b5c8d6e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e-eth0"
+        ),
+        include_bytes!(
+            "../testdata/upstream/results/macvlan-conf-9f3b1c0d7e2a4b5c8d6e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e-data0"
+        ),
+        include_bytes!(
+            "../testdata/upstream/results/br-list-9f3b1c0d7e2a4b5c8d6e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e-net2"
+        ),
+    ];
+}
+
 #[cfg(test)]
 #[path = "upstream_tests.rs"]
 mod tests;

@@ -7,20 +7,7 @@
 
 use super::*;
 
-const CONTAINER: &str = "9f3b1c0d7e2a4b5c8d6e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e";
-const V4_3_0: &[u8] = include_bytes!("../testdata/upstream/v4.3.0-scratch.json");
-const HEAD: &[u8] = include_bytes!("../testdata/upstream/head-scratch.json");
-const RESULTS: [&[u8]; 3] = [
-    include_bytes!(
-        "../testdata/upstream/results/cluster-9f3b1c0d7e2a4b5c8d6e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e-eth0"
-    ),
-    include_bytes!(
-        "../testdata/upstream/results/macvlan-conf-9f3b1c0d7e2a4b5c8d6e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e-data0"
-    ),
-    include_bytes!(
-        "../testdata/upstream/results/br-list-9f3b1c0d7e2a4b5c8d6e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e-net2"
-    ),
-];
+use super::fixtures::{CONTAINER, RESULTS, SCRATCH_HEAD as HEAD, SCRATCH_V4_3_0 as V4_3_0};
 
 fn defaults() -> UpstreamDefaults {
     UpstreamDefaults {

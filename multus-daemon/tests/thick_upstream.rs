@@ -6,9 +6,9 @@
 
 mod support;
 
-use multus_integration_tests::fixtures::{bridge_conf, macvlan_conf};
+use multus_integration_tests::fixtures::macvlan_conf;
 use multus_integration_tests::upstream::{self, Delegate, Release};
-use multus_integration_tests::{CLUSTER_NETWORK, MACVLAN_NAD, NODE_BRIDGE};
+use multus_integration_tests::{MACVLAN_NAD, NODE_BRIDGE};
 use support::{Thick, plugin_stdin};
 
 #[test]
@@ -17,14 +17,7 @@ fn del_through_the_daemon_tears_down_what_upstream_attached() {
     let version = "1.0.0";
     let nets = thick.h.standard_networks(version);
     let dirs = &thick.h.dirs;
-    let cluster = bridge_conf(
-        version,
-        CLUSTER_NETWORK,
-        "mrs-cbr0",
-        nets.cluster,
-        true,
-        dirs,
-    );
+    let cluster = thick.h.cluster_conf(version, &nets);
     let macvlan = macvlan_conf(version, MACVLAN_NAD, NODE_BRIDGE, nets.macnet, dirs);
     thick.write_primary("10-cluster.conf", &cluster);
     thick.start_daemon();

@@ -21,7 +21,7 @@
 use multus_integration_tests::fixtures::{MultusConfig, bridge_conf, macvlan_conf};
 use multus_integration_tests::runtime::Sandbox;
 use multus_integration_tests::upstream::{self, Attached, Delegate, Release};
-use multus_integration_tests::{BRIDGE_NAD, CLUSTER_NETWORK, Harness, MACVLAN_NAD, NODE_BRIDGE};
+use multus_integration_tests::{BRIDGE_NAD, Harness, MACVLAN_NAD, NODE_BRIDGE};
 use serde_json::{Value, json};
 
 const VERSION: &str = "1.0.0";
@@ -31,14 +31,7 @@ const VERSION: &str = "1.0.0";
 fn upstream_pod(h: &Harness, release: Release) -> (Sandbox, MultusConfig, Attached) {
     let nets = h.standard_networks(VERSION);
     let dirs = &h.dirs;
-    let cluster = bridge_conf(
-        VERSION,
-        CLUSTER_NETWORK,
-        "mrs-cbr0",
-        nets.cluster,
-        true,
-        dirs,
-    );
+    let cluster = h.cluster_conf(VERSION, &nets);
     let macvlan = macvlan_conf(VERSION, MACVLAN_NAD, NODE_BRIDGE, nets.macnet, dirs);
     let mut bridge = bridge_conf(VERSION, BRIDGE_NAD, "mrs-br1", nets.brnet, false, dirs);
     let bridge_plugin = {

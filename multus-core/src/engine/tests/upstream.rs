@@ -12,20 +12,8 @@ use crate::engine::{Engine, MultusError, Seams};
 use crate::nad::{NetworkAttachmentDefinition, NetworkStatus};
 use crate::request::{Command, PodRef};
 use crate::seams::{ApiError, ClusterApi, PodEvent, PodInfo, StateStore};
+use crate::upstream::fixtures::{RESULTS, SCRATCH_HEAD as SCRATCH};
 use crate::upstream::{LibcniCacheEntry, UpstreamSandbox, parse_scratch};
-
-const SCRATCH: &[u8] = include_bytes!("../../../testdata/upstream/head-scratch.json");
-const RESULTS: [&[u8]; 3] = [
-    include_bytes!(
-        "../../../testdata/upstream/results/cluster-9f3b1c0d7e2a4b5c8d6e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e-eth0"
-    ),
-    include_bytes!(
-        "../../../testdata/upstream/results/macvlan-conf-9f3b1c0d7e2a4b5c8d6e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e-data0"
-    ),
-    include_bytes!(
-        "../../../testdata/upstream/results/br-list-9f3b1c0d7e2a4b5c8d6e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e-net2"
-    ),
-];
 
 /// The fixtures' sandbox as container `c1` (the tests' request).
 fn upstream_sandbox(container_id: &str) -> UpstreamSandbox {
