@@ -90,7 +90,8 @@ impl Engine<'_> {
     }
 
     /// After a successful DEL: remove upstream's cache files of the sandbox, and the note
-    /// of unknown attachments once a DEL knew the whole sandbox.
+    /// of unknown attachments once a DEL knew the whole sandbox (upstream's caches, or a
+    /// plan rebuilt with the pod's annotations).
     fn forget_after_del(&self, known: &Known) -> Result<(), MultusError> {
         let store = self.seams.state;
         let id = &self.request.container_id;
@@ -101,8 +102,10 @@ impl Engine<'_> {
                     .map_err(|e| self.state_error(e))?;
                 tracing::info!(container = %id, "deleted a sandbox attached by upstream Multus and removed its caches");
             }
-            Known::Rebuilt { guessed: true } => return Ok(()),
-            Known::Record | Known::Rebuilt { guessed: false } => {}
+            // A record may be a guessed plan a failed DEL kept: what it could not know
+            // is still unknown.
+            Known::Rebuilt { guessed: true } | Known::Record => return Ok(()),
+            Known::Rebuilt { guessed: false } => {}
         }
         if let Err(e) = store.note_unknown(id, None) {
             tracing::warn!(container = %id, error = %e, "could not remove the note of unknown attachments");

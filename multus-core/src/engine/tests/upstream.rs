@@ -129,6 +129,21 @@ fn gc_keeps_a_valid_upstream_sandbox_and_releases_it_once_invalid() {
     assert!(world.state.upstream_left().is_empty());
 }
 
+/// The cluster network only, and no pod annotations from the runtime.
+fn conf_without_annotations() -> crate::config::MultusConf {
+    crate::config::MultusConf::parse(
+        json!({
+            "cniVersion": "0.3.1",
+            "name": "multus",
+            "type": "multus",
+            "delegates": [{"cniVersion": "1.0.0", "name": "cluster", "type": "ptp"}],
+        })
+        .to_string()
+        .as_bytes(),
+    )
+    .unwrap()
+}
+
 /// An API where every pod is gone; it records the events.
 #[derive(Default)]
 struct GoneApi {
@@ -168,17 +183,7 @@ fn del_with_nothing_known_notes_the_sandbox_and_warns_on_the_pod() {
         ..world.seams()
     };
     let request = request(Command::Del);
-    let plain = crate::config::MultusConf::parse(
-        json!({
-            "cniVersion": "0.3.1",
-            "name": "multus",
-            "type": "multus",
-            "delegates": [{"cniVersion": "1.0.0", "name": "cluster", "type": "ptp"}],
-        })
-        .to_string()
-        .as_bytes(),
-    )
-    .unwrap();
+    let plain = conf_without_annotations();
     pollster::block_on(Engine::new(&plain, &request, seams).del()).unwrap();
     assert_eq!(world.exec.summary(), ["DEL ptp eth0"]);
     let notes = world.state.notes();
@@ -206,4 +211,29 @@ fn complete_del_without_record_leaves_no_note() {
     let world = World::new();
     del(&world, &conf("blue")).unwrap();
     assert!(world.state.notes().is_empty());
+}
+
+/// A guessed DEL that failed keeps its plan as a record; the retry from that record
+/// still knows nothing more, so the note stays.
+#[test]
+fn retry_of_a_failed_guessed_del_keeps_the_note() {
+    let mut world = World::new();
+    world.exec.failing_del.insert("ptp".into());
+    let api = GoneApi::default();
+    let plain = conf_without_annotations();
+    let request = request(Command::Del);
+    let run = |world: &World| {
+        let seams = Seams {
+            api: &api,
+            ..world.seams()
+        };
+        pollster::block_on(Engine::new(&plain, &request, seams).del())
+    };
+    run(&world).unwrap_err();
+    assert!(world.state.load("c1").unwrap().is_some());
+    assert!(world.state.notes().contains_key("c1"));
+    world.exec.failing_del.clear();
+    run(&world).unwrap();
+    assert!(world.state.load("c1").unwrap().is_none());
+    assert!(world.state.notes().contains_key("c1"));
 }
