@@ -324,6 +324,23 @@ fn state_list_show_and_dry_run_prune() {
         &["state", "show", "alive-1", "--cni-dir", "cni", "-o", "json"],
         0,
     );
+    // A sandbox upstream Go Multus attached: shown from its caches.
+    let upstream = ctl(
+        dir,
+        &[
+            "state",
+            "show",
+            "upstream-4",
+            "--cni-dir",
+            "cni",
+            "-o",
+            "json",
+        ],
+    );
+    let value = upstream.json();
+    assert_eq!(value["attachments"][1]["ifname"], "data0", "{value:#}");
+    assert_eq!(value["attachments"][2]["network"], "kube-system/br-list");
+    assert!(value["file"].as_str().unwrap().ends_with("cni/upstream-4"));
     let yaml = ctl(
         dir,
         &["state", "show", "gone-2", "--cni-dir", "cni", "-o", "yaml"],

@@ -65,6 +65,17 @@ fn upstream_records(dir: &Path, recorded: &[Record]) -> Result<Vec<Record>, CtlE
     Ok(found)
 }
 
+/// The multus-rs record of a container, else the sandbox upstream Go Multus attached.
+fn record_or_upstream(dir: &Path, container_id: &str) -> Result<Record, CtlError> {
+    match Records::new(dir).get(container_id) {
+        Err(CtlError::NotFound(e)) => upstream_records(dir, &[])?
+            .into_iter()
+            .find(|r| r.container_id == container_id)
+            .ok_or(CtlError::NotFound(e)),
+        found => found,
+    }
+}
+
 /// One record in `state list`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -311,7 +322,7 @@ struct StateShowReport {
 /// `state show ID`.
 pub fn show(printer: &Printer, container_id: &str, source: &StateSource) -> CtlResult {
     let dir = cni_dir(source)?;
-    let record = Records::new(&dir).get(container_id)?;
+    let record = record_or_upstream(&dir, container_id)?;
     let state = record.state.map_err(|e| {
         CtlError::Unreachable(format!(
             "{e}; multus moves a corrupt record aside on its next DEL of this container"
@@ -502,18 +513,7 @@ pub fn prune(printer: &Printer, args: &PruneArgs) -> CtlResult {
     } else {
         let mut named = Vec::new();
         for id in &args.container_ids {
-            match records.get(id) {
-                Err(CtlError::NotFound(e)) => {
-                    let upstream = upstream_records(&dir, &[])?;
-                    named.push(
-                        upstream
-                            .into_iter()
-                            .find(|r| &r.container_id == id)
-                            .ok_or(CtlError::NotFound(e))?,
-                    );
-                }
-                found => named.push(found?),
-            }
+            named.push(record_or_upstream(&dir, id)?);
         }
         named
     };
