@@ -97,7 +97,7 @@ impl Printer {
     pub fn table(&self, header: &[&str]) -> Table {
         let mut table = Table::new();
         table
-            .load_preset(UTF8_FULL_CONDENSED)
+            .load_style(UTF8_FULL_CONDENSED)
             .set_content_arrangement(ContentArrangement::Dynamic);
         // A terminal that reports no usable width (a pty of size 0, say): do not wrap.
         if table.width().is_some_and(|w| w < 40) {

@@ -26,6 +26,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{ConfigFileMode, DaemonConfig};
+use multus_cni::cluster::kube::ApiSource;
 
 /// Wait after a file-system event for more to come before regenerating.
 pub const DEBOUNCE: Duration = Duration::from_millis(200);
@@ -96,7 +97,26 @@ pub fn generator_options(config: &DaemonConfig) -> GeneratorOptions {
         .unwrap_or(false);
     options.global_namespaces = raw_text("globalNamespaces");
     options.auxiliary_cni_chain_name = raw_text("auxiliaryCNIChainName");
+    options.annotations_from_runtime = annotations_from_runtime(config);
     options
+}
+
+/// Whether the pods' annotations may come from the runtime (runtimeConfig
+/// `io.kubernetes.cri.pod-annotations`): with file-based NADs or no API server (unless
+/// `podAnnotationsFrom` is `none`), or with an API server and `trustRuntimeAnnotations`.
+/// The generated conf must then declare that capability, or containerd never passes
+/// them.
+pub fn annotations_from_runtime(config: &DaemonConfig) -> bool {
+    let raw = |key: &str| config.raw.get(key);
+    if raw("podAnnotationsFrom").and_then(Value::as_str) == Some("none") {
+        return false;
+    }
+    match crate::api_source(config) {
+        ApiSource::Files(_) | ApiSource::None => true,
+        ApiSource::Kubeconfig(_) | ApiSource::InCluster => {
+            raw("trustRuntimeAnnotations").and_then(Value::as_bool) == Some(true)
+        }
+    }
 }
 
 /// Write `bytes` to `path` atomically with mode 0600: temp file in the same directory,
@@ -366,6 +386,25 @@ mod tests {
             dir.display()
         );
         DaemonConfig::parse(&dir.join("daemon-config.json"), text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn the_pod_annotations_capability_follows_where_annotations_come_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let declared = |extra: &str| {
+            let options = generator_options(&config(dir.path(), extra));
+            options.annotations_from_runtime
+        };
+        assert!(declared(
+            r#","networkAttachmentDir":"/etc/cni/multus/networks""#
+        ));
+        assert!(!declared(
+            r#","networkAttachmentDir":"/n","podAnnotationsFrom":"none""#
+        ));
+        assert!(!declared(r#","kubeconfig":"/etc/kube.conf""#));
+        assert!(declared(
+            r#","kubeconfig":"/etc/kube.conf","trustRuntimeAnnotations":true"#
+        ));
     }
 
     #[test]

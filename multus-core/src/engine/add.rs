@@ -86,8 +86,26 @@ impl Engine<'_> {
                 return Err(e);
             }
         };
+        if annotations.is_none() {
+            self.warn_annotations_unknown(&plan);
+        }
         self.ensure_ifnames_free(&plan).await?;
         Ok(Some(plan))
+    }
+
+    /// ADD without an API server and without the pod's annotations from the runtime:
+    /// whatever networks the pod asked for through its annotations cannot be known, so
+    /// say so (WARN), naming what is attached instead. Silent when the configuration
+    /// says the pods have no annotations to pass (`podAnnotationsFrom: none`).
+    fn warn_annotations_unknown(&self, plan: &Plan) {
+        if self.seams.api.has_pods() || self.conf.pod_annotations_from == PodAnnotationsSource::None
+        {
+            return;
+        }
+        tracing::warn!(
+            attaching = %super::del::plan_labels(plan),
+            "no Kubernetes API and the runtime passed no pod annotations (runtimeConfig io.kubernetes.cri.pod-annotations; multus' configuration must declare that capability): the networks named by the pod's k8s.v1.cni.cncf.io/networks and v1.multus-cni.io/default-network annotations, if any, are unknown and not attached; set podAnnotationsFrom to none when pods have none"
+        );
     }
 
     /// After a request refused before anything ran: remove the lock file taken for it,

@@ -127,6 +127,17 @@ impl Engine<'_> {
             {
                 (self.plan(None).await?, None)
             }
+            // The runtime's repeated DEL once the sandbox's netns is gone (containerd's
+            // on RemovePodSandbox): it removes the netns only after a DEL succeeded,
+            // and that DEL removed the record. Routine, not worth a WARN.
+            None if self.request.netns.is_empty() => {
+                let plan = self.plan(None).await?;
+                tracing::info!(
+                    deleting = %plan_labels(&plan),
+                    "no record of this sandbox and no network namespace (a repeated DEL after a successful one): deleting the networks the configuration determines again"
+                );
+                (plan, None)
+            }
             None => {
                 let plan = self.plan(None).await?;
                 tracing::warn!(
@@ -173,9 +184,17 @@ impl Engine<'_> {
         {
             self.report_unknown_attachments(&plan, reason).await;
         }
-        let known = Known::Rebuilt {
-            guessed: unreachable.is_some(),
+        // Complete: the annotations resolved, or the configuration never uses any. A
+        // repeated DEL without annotations is not complete either, so it leaves a note of
+        // an earlier guess in place.
+        let complete = match annotations {
+            Some(_) => unreachable.is_none(),
+            None => {
+                !self.seams.api.has_pods()
+                    && self.conf.pod_annotations_from == PodAnnotationsSource::None
+            }
         };
+        let known = Known::Rebuilt { guessed: !complete };
         Ok((self.new_state(plan), known))
     }
 
@@ -274,7 +293,7 @@ fn labels<'a>(delegates: impl Iterator<Item = &'a PlannedDelegate>) -> String {
 }
 
 /// `network (ifname)` of every delegate of a plan, for logs.
-fn plan_labels(plan: &Plan) -> String {
+pub(super) fn plan_labels(plan: &Plan) -> String {
     labels(plan.delegates.iter())
 }
 
