@@ -3,8 +3,6 @@
 //! listed by `multus-ctl state list` as unknown attachments. A later DEL that knows the
 //! sandbox's networks removes the note.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use multus_core::request::is_valid_container_id;
@@ -60,21 +58,10 @@ impl UnknownNotes {
                 _ => Ok(()),
             };
         };
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(|e| io_error(&self.dir, e))?;
+        multus_host::dir::secure_dir(&self.dir, 0o700).map_err(|e| io_error(&self.dir, e))?;
         let bytes = serde_json::to_vec_pretty(note).map_err(|e| io_error(&path, e.into()))?;
-        // A note is informational: a torn write shows as unreadable, nothing depends on it.
-        std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .and_then(|mut file| file.write_all(&bytes))
-            .map_err(|e| io_error(&path, e))
+        multus_host::atomic::write_atomic(&path, &bytes, 0o600)
+            .map_err(|e| io_error(&path, e.into()))
     }
 
     /// Every note, sorted by container ID (unreadable ones as errors).

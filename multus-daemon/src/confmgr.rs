@@ -13,7 +13,6 @@
 //! - a path: that file is copied into `cniConfigDir` (atomically) and the daemon keeps
 //!   serving.
 
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -119,37 +118,14 @@ pub fn annotations_from_runtime(config: &DaemonConfig) -> bool {
     }
 }
 
-/// Write `bytes` to `path` atomically with mode 0600: temp file in the same directory,
-/// fsync, rename, fsync of the directory.
+/// Write `bytes` to `path` atomically with mode 0600 (the one writer of
+/// [`multus_host::atomic`]), creating its directory when missing. The temporary file is a
+/// dot-name without a CNI extension: the runtime never reads it as a config.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .ok_or_else(|| std::io::Error::other("no parent directory"))?;
-    std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // A dot-name without a CNI extension: the runtime never reads it as a config.
-    let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&temp)?;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
     }
-    result
+    Ok(multus_host::atomic::write_atomic(path, bytes, 0o600)?)
 }
 
 /// The primary CNI config's path, if there is one.

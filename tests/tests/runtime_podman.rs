@@ -162,7 +162,6 @@ fn an_unresolvable_default_network_fails_run_and_attaches_nothing() {
 
 /// Issue 13 item 2: not even the lock file of the failed ADD is left.
 #[test]
-#[ignore = "issue 13 item 2 (lock files of failed ADDs leak) is fixed on another branch"]
 fn an_unresolvable_default_network_leaves_no_lock_file() {
     let (h, _podman) = run_with_an_unresolvable_default_network();
     h.assert_nothing_leaked(&[]);

@@ -65,7 +65,15 @@ impl Engine<'_> {
 
         state.network_status = self.network_status(&state);
         state.phase = Phase::Added;
-        store.save(&state).map_err(|e| self.state_error(e))?;
+        if let Err(e) = store.save(&state) {
+            // Attached but not recorded as such (a full or failing state directory): a
+            // failed ADD must leave nothing attached, so undo it all.
+            let last = state.attachments.len().saturating_sub(1);
+            let report = self.roll_back(&invoker, &state, last).await;
+            tracing::warn!(error = %e, %report, "could not record the attached networks; rolled back");
+            self.finish_failed_add(&report);
+            return Err(self.state_error(e));
+        }
         self.publish(&state).await;
         Ok(self.cluster_result(&state).into_bytes())
     }
@@ -108,8 +116,9 @@ impl Engine<'_> {
         );
     }
 
-    /// After a request refused before anything ran: remove the lock file taken for it,
-    /// unless an earlier ADD left a record of this container.
+    /// After a request refused before anything ran: let the store forget the container,
+    /// unless an earlier ADD left a record of it. (The file store needs nothing here: its
+    /// lock file goes when the lock is released.)
     pub(super) fn forget_unrecorded(&self) {
         let store = self.seams.state;
         if matches!(store.load(&self.request.container_id), Ok(None)) {
