@@ -121,10 +121,10 @@ impl Engine<'_> {
     /// lock file goes when the lock is released.)
     pub(super) fn forget_unrecorded(&self) {
         let store = self.seams.state;
-        if matches!(store.load(&self.request.container_id), Ok(None)) {
-            if let Err(e) = store.remove(&self.request.container_id) {
-                tracing::warn!(error = %e, "could not remove the lock of a refused request");
-            }
+        if matches!(store.load(&self.request.container_id), Ok(None))
+            && let Err(e) = store.remove(&self.request.container_id)
+        {
+            tracing::warn!(error = %e, "could not remove the lock of a refused request");
         }
     }
 
@@ -218,10 +218,10 @@ impl Engine<'_> {
     /// After a failed ADD: forget the sandbox when everything was rolled back, else keep
     /// the record so the runtime's DEL can finish the job.
     pub(super) fn finish_failed_add(&self, report: &AttachmentReport) {
-        if report.not_rolled_back.is_empty() {
-            if let Err(e) = self.seams.state.remove(&self.request.container_id) {
-                tracing::warn!(error = %e, "could not remove state after rollback");
-            }
+        if report.not_rolled_back.is_empty()
+            && let Err(e) = self.seams.state.remove(&self.request.container_id)
+        {
+            tracing::warn!(error = %e, "could not remove state after rollback");
         }
     }
 
