@@ -15,3 +15,5 @@ pub mod files;
 pub mod logging;
 pub mod netns;
 pub mod state_store;
+pub mod unknown_notes;
+pub mod upstream_cache;

@@ -29,9 +29,13 @@ use async_trait::async_trait;
 use multus_core::request::is_valid_container_id;
 use multus_core::seams::{StateError, StateLock, StateStore};
 use multus_core::state::SandboxState;
+use multus_core::upstream::{UnknownAttachments, UpstreamSandbox};
 use multus_host::NAME_MAX;
 use multus_host::open::{is_symlink_refusal, open_lock_file, read_nofollow};
 use nix::fcntl::{Flock, FlockArg};
+
+use crate::unknown_notes::UnknownNotes;
+use crate::upstream_cache::UpstreamCacheDir;
 
 /// Subdirectory of `cniDir` holding the records.
 pub const SANDBOX_DIR: &str = "sandboxes";
@@ -97,6 +101,16 @@ impl FileStateStore {
     /// The directory holding the records.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The `cniDir` the records are kept in.
+    fn cni_dir(&self) -> &Path {
+        self.dir.parent().unwrap_or(&self.dir)
+    }
+
+    /// Upstream Go Multus' caches in the same `cniDir`.
+    fn upstream_caches(&self) -> UpstreamCacheDir {
+        UpstreamCacheDir::new(self.cni_dir())
     }
 
     /// The record file of a container.
@@ -314,6 +328,26 @@ impl StateStore for FileStateStore {
             },
             Err(e) => Err(Self::io_error(&path, e)),
         }
+    }
+
+    fn upstream(&self, container_id: &str) -> Result<Option<UpstreamSandbox>, StateError> {
+        self.upstream_caches().read(container_id)
+    }
+
+    fn remove_upstream(&self, sandbox: &UpstreamSandbox) -> Result<(), StateError> {
+        self.upstream_caches().remove(sandbox)
+    }
+
+    fn list_upstream(&self) -> Result<Vec<String>, StateError> {
+        self.upstream_caches().list()
+    }
+
+    fn note_unknown(
+        &self,
+        container_id: &str,
+        note: Option<&UnknownAttachments>,
+    ) -> Result<(), StateError> {
+        UnknownNotes::new(self.cni_dir()).set(container_id, note)
     }
 }
 

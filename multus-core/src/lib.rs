@@ -22,3 +22,4 @@ pub mod seams;
 pub mod state;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod upstream;

@@ -299,10 +299,10 @@ impl<'a> Planner<'a> {
                 max: self.conf.max_networks_per_pod,
             });
         }
-        if let Some(selection) = &cluster_selection {
-            if self.conf.isolate_default_network {
-                self.check_isolation(selection, Some(&self.conf.multus_namespace))?;
-            }
+        if let Some(selection) = &cluster_selection
+            && self.conf.isolate_default_network
+        {
+            self.check_isolation(selection, Some(&self.conf.multus_namespace))?;
         }
         for selection in &selections {
             self.check_isolation(selection, None)?;

@@ -14,6 +14,7 @@ use crate::cni::CniError;
 use crate::nad::{NetworkAttachmentDefinition, NetworkStatus};
 use crate::request::{Command, PodRef};
 use crate::state::SandboxState;
+use crate::upstream::{UnknownAttachments, UpstreamSandbox};
 
 /// What the cluster knows about a pod.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -225,6 +226,33 @@ pub trait StateStore: Send + Sync {
     fn remove(&self, container_id: &str) -> Result<(), StateError>;
     /// The container IDs that have a record.
     fn list(&self) -> Result<Vec<String>, StateError>;
+
+    /// What upstream Go Multus left for this container in the same `cniDir` (its scratch
+    /// cache and libcni's result cache), for sandboxes it attached before multus-rs took
+    /// over the node. Stores that know no such caches keep the default (`None`).
+    fn upstream(&self, container_id: &str) -> Result<Option<UpstreamSandbox>, StateError> {
+        let _ = container_id;
+        Ok(None)
+    }
+    /// Remove upstream's cache files of a sandbox once it is deleted.
+    fn remove_upstream(&self, sandbox: &UpstreamSandbox) -> Result<(), StateError> {
+        let _ = sandbox;
+        Ok(())
+    }
+    /// The container IDs upstream has a scratch cache for.
+    fn list_upstream(&self) -> Result<Vec<String>, StateError> {
+        Ok(Vec::new())
+    }
+    /// Note (`Some`) that a DEL had to guess what this sandbox had attached, so that
+    /// operators can find it; or forget the note (`None`) once a DEL knew everything.
+    fn note_unknown(
+        &self,
+        container_id: &str,
+        note: Option<&UnknownAttachments>,
+    ) -> Result<(), StateError> {
+        let _ = (container_id, note);
+        Ok(())
+    }
 }
 
 /// A failure inspecting a network namespace.

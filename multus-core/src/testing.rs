@@ -10,6 +10,7 @@ use async_trait::async_trait;
 
 use crate::seams::{ConfigFiles, StateError, StateLock, StateStore};
 use crate::state::SandboxState;
+use crate::upstream::{UnknownAttachments, UpstreamSandbox};
 
 /// A lock that guards nothing: [`MemoryStateStore`] is used by one caller at a time.
 #[derive(Debug)]
@@ -24,6 +25,8 @@ pub struct MemoryStateStore {
     saves: AtomicUsize,
     /// Saves numbered from this one (1-based) fail; 0: none fails.
     fail_saves_from: AtomicUsize,
+    upstream: Mutex<BTreeMap<String, UpstreamSandbox>>,
+    notes: Mutex<BTreeMap<String, UnknownAttachments>>,
 }
 
 impl MemoryStateStore {
@@ -38,10 +41,29 @@ impl MemoryStateStore {
     }
 
     fn records(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, SandboxState>> {
-        self.records
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        guard(&self.records)
     }
+
+    /// Leave upstream Go Multus' caches of a sandbox, as after the switch.
+    pub fn put_upstream(&self, sandbox: UpstreamSandbox) {
+        guard(&self.upstream).insert(sandbox.container_id.clone(), sandbox);
+    }
+
+    /// The containers upstream's caches are still kept for.
+    pub fn upstream_left(&self) -> Vec<String> {
+        guard(&self.upstream).keys().cloned().collect()
+    }
+
+    /// The notes of unknown attachments.
+    pub fn notes(&self) -> BTreeMap<String, UnknownAttachments> {
+        guard(&self.notes).clone()
+    }
+}
+
+fn guard<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[async_trait]
@@ -75,6 +97,32 @@ impl StateStore for MemoryStateStore {
 
     fn list(&self) -> Result<Vec<String>, StateError> {
         Ok(self.records().keys().cloned().collect())
+    }
+
+    fn upstream(&self, container_id: &str) -> Result<Option<UpstreamSandbox>, StateError> {
+        Ok(guard(&self.upstream).get(container_id).cloned())
+    }
+
+    fn remove_upstream(&self, sandbox: &UpstreamSandbox) -> Result<(), StateError> {
+        guard(&self.upstream).remove(&sandbox.container_id);
+        Ok(())
+    }
+
+    fn list_upstream(&self) -> Result<Vec<String>, StateError> {
+        Ok(self.upstream_left())
+    }
+
+    fn note_unknown(
+        &self,
+        container_id: &str,
+        note: Option<&UnknownAttachments>,
+    ) -> Result<(), StateError> {
+        let mut notes = guard(&self.notes);
+        match note {
+            Some(note) => notes.insert(container_id.to_owned(), note.clone()),
+            None => notes.remove(container_id),
+        };
+        Ok(())
     }
 }
 

@@ -324,6 +324,23 @@ fn state_list_show_and_dry_run_prune() {
         &["state", "show", "alive-1", "--cni-dir", "cni", "-o", "json"],
         0,
     );
+    // A sandbox upstream Go Multus attached: shown from its caches.
+    let upstream = ctl(
+        dir,
+        &[
+            "state",
+            "show",
+            "upstream-4",
+            "--cni-dir",
+            "cni",
+            "-o",
+            "json",
+        ],
+    );
+    let value = upstream.json();
+    assert_eq!(value["attachments"][1]["ifname"], "data0", "{value:#}");
+    assert_eq!(value["attachments"][2]["network"], "kube-system/br-list");
+    assert!(value["file"].as_str().unwrap().ends_with("cni/upstream-4"));
     let yaml = ctl(
         dir,
         &["state", "show", "gone-2", "--cni-dir", "cni", "-o", "yaml"],
@@ -632,6 +649,30 @@ fn prune_tears_down_stale_records_through_multus() {
     );
     assert!(run.expect(0).contains("keep"), "{}", run.stdout);
     assert!(dir.join("cni/sandboxes/alive-1.json").exists());
+    // A sandbox upstream Go Multus attached (only its caches) is pruned by name: DEL of
+    // that container through multus, which reads upstream's caches.
+    let run = ctl(
+        dir,
+        &[
+            "state",
+            "prune",
+            "upstream-4",
+            "--conf",
+            "multus.conf",
+            "--multus",
+            "fake-multus",
+            "-o",
+            "json",
+        ],
+    );
+    let value = run.json();
+    assert_eq!(value["actions"][0]["action"], "delete", "{value:#}");
+    assert_eq!(value["actions"][0]["pod"]["name"], "web-0", "{value:#}");
+    let env = std::fs::read_to_string(dir.join("last-env.txt")).unwrap();
+    assert!(
+        env.contains("CNI_COMMAND=DEL") && env.contains("CNI_CONTAINERID=upstream-4"),
+        "{env}"
+    );
     let run = ctl(
         dir,
         &[

@@ -16,6 +16,7 @@ use multus_core::seams::{
     ConfigFiles, DefaultRoute, NetnsError, NetnsOps, StateError, StateLock, StateStore,
 };
 use multus_core::state::SandboxState;
+use multus_core::upstream::{UnknownAttachments, UpstreamSandbox};
 
 fn join_error(path: &Path, e: &tokio::task::JoinError) -> StateError {
     StateError::Io {
@@ -65,6 +66,26 @@ impl StateStore for BlockingStateStore {
 
     fn list(&self) -> Result<Vec<String>, StateError> {
         tokio::task::block_in_place(|| self.inner.list())
+    }
+
+    fn upstream(&self, container_id: &str) -> Result<Option<UpstreamSandbox>, StateError> {
+        tokio::task::block_in_place(|| self.inner.upstream(container_id))
+    }
+
+    fn remove_upstream(&self, sandbox: &UpstreamSandbox) -> Result<(), StateError> {
+        tokio::task::block_in_place(|| self.inner.remove_upstream(sandbox))
+    }
+
+    fn list_upstream(&self) -> Result<Vec<String>, StateError> {
+        tokio::task::block_in_place(|| self.inner.list_upstream())
+    }
+
+    fn note_unknown(
+        &self,
+        container_id: &str,
+        note: Option<&UnknownAttachments>,
+    ) -> Result<(), StateError> {
+        tokio::task::block_in_place(|| self.inner.note_unknown(container_id, note))
     }
 }
 

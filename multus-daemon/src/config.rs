@@ -287,22 +287,22 @@ impl DaemonConfig {
             .path("cniConfigDir")?
             .unwrap_or_else(|| PathBuf::from(DEFAULT_CNI_CONFIG_DIR));
         let cni_version = keys.string("cniVersion")?;
-        if let Some(version) = &cni_version {
-            if version.parse::<CniVersion>().is_err() {
-                return Err(keys.error(
-                    "cniVersion",
-                    format!("unsupported CNI version {version:?} (0.1.0 to 1.1.0)"),
-                ));
-            }
+        if let Some(version) = &cni_version
+            && version.parse::<CniVersion>().is_err()
+        {
+            return Err(keys.error(
+                "cniVersion",
+                format!("unsupported CNI version {version:?} (0.1.0 to 1.1.0)"),
+            ));
         }
         let master_cni = keys.string("multusMasterCNI")?;
-        if let Some(name) = &master_cni {
-            if name.contains('/') {
-                return Err(keys.error(
-                    "multusMasterCNI",
-                    format!("{name:?} must be a file name inside multusAutoconfigDir"),
-                ));
-            }
+        if let Some(name) = &master_cni
+            && name.contains('/')
+        {
+            return Err(keys.error(
+                "multusMasterCNI",
+                format!("{name:?} must be a file name inside multusAutoconfigDir"),
+            ));
         }
         let max_concurrent = keys
             .integer("maxConcurrentRequests", 1, 100_000)?
@@ -333,25 +333,25 @@ impl DaemonConfig {
             "multusAutoconfigDir",
             "chrootDir",
         ] {
-            if let Some(dir) = keys.path(dir_key)? {
-                if dir.is_relative() {
-                    return Err(keys.error(
-                        dir_key,
-                        format!("{} is not an absolute path", dir.display()),
-                    ));
-                }
-            }
-        }
-        if let Some(level) = keys.string("logLevel")? {
-            if !matches!(
-                level.to_ascii_lowercase().as_str(),
-                "debug" | "verbose" | "error" | "panic"
-            ) {
+            if let Some(dir) = keys.path(dir_key)?
+                && dir.is_relative()
+            {
                 return Err(keys.error(
-                    "logLevel",
-                    format!("{level:?} is not one of debug, verbose, error, panic"),
+                    dir_key,
+                    format!("{} is not an absolute path", dir.display()),
                 ));
             }
+        }
+        if let Some(level) = keys.string("logLevel")?
+            && !matches!(
+                level.to_ascii_lowercase().as_str(),
+                "debug" | "verbose" | "error" | "panic"
+            )
+        {
+            return Err(keys.error(
+                "logLevel",
+                format!("{level:?} is not one of debug, verbose, error, panic"),
+            ));
         }
         let log_options = match keys.get("logOptions") {
             None => None,

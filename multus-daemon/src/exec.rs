@@ -183,10 +183,10 @@ impl Captured {
     }
 
     async fn finish(mut self) -> Vec<u8> {
-        if let Some(mut task) = self.task.take() {
-            if tokio::time::timeout(PIPE_GRACE, &mut task).await.is_err() {
-                task.abort();
-            }
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(PIPE_GRACE, &mut task).await.is_err()
+        {
+            task.abort();
         }
         self.buffer
             .lock()

@@ -47,14 +47,14 @@ pub fn check_writable_dir(dir: &Path, what: &str) -> Result<(), NodeError> {
     })?;
     // access(2) answers for the real uid and ignores read-only mounts in some cases;
     // statvfs tells about a read-only mount for sure.
-    if let Ok(stat) = nix::sys::statvfs::statvfs(dir) {
-        if stat.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY) {
-            return Err(NodeError::Dir {
-                what: what.to_owned(),
-                path: dir.to_owned(),
-                problem: "is on a read-only file system".to_owned(),
-            });
-        }
+    if let Ok(stat) = nix::sys::statvfs::statvfs(dir)
+        && stat.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)
+    {
+        return Err(NodeError::Dir {
+            what: what.to_owned(),
+            path: dir.to_owned(),
+            problem: "is on a read-only file system".to_owned(),
+        });
     }
     Ok(())
 }
@@ -158,14 +158,13 @@ pub fn copy_atomic(source: &Path, target: &Path) -> Result<Copied, NodeError> {
         path: source.to_owned(),
         problem: format!("cannot be read: {e}"),
     })?;
-    if let Ok(existing) = std::fs::metadata(target) {
-        if existing.is_file()
-            && existing.permissions().mode() & 0o7777 == mode
-            && existing.len() == meta.len()
-            && same_content(source, target).unwrap_or(false)
-        {
-            return Ok(Copied::UpToDate);
-        }
+    if let Ok(existing) = std::fs::metadata(target)
+        && existing.is_file()
+        && existing.permissions().mode() & 0o7777 == mode
+        && existing.len() == meta.len()
+        && same_content(source, target).unwrap_or(false)
+    {
+        return Ok(Copied::UpToDate);
     }
     write_atomic_with(target, mode, |file| {
         std::io::copy(&mut reader, file).map(|_| ())

@@ -111,10 +111,10 @@ fn collect_commands(value: &Value, out: &mut Vec<String>) {
     match value {
         Value::Object(map) => {
             for (key, v) in map {
-                if key == "command" {
-                    if let Some(first) = v.as_array().and_then(|a| a.first()) {
-                        out.push(first.as_str().unwrap().to_owned());
-                    }
+                if key == "command"
+                    && let Some(first) = v.as_array().and_then(|a| a.first())
+                {
+                    out.push(first.as_str().unwrap().to_owned());
                 }
                 collect_commands(v, out);
             }

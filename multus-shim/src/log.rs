@@ -93,10 +93,10 @@ pub fn log(level: Level, message: &str) {
         multus_host::time::rfc3339_now(),
         level.label()
     );
-    if let Some(file) = &logger.file {
-        if let Ok(mut file) = file.lock() {
-            let _ = file.write_all(line.as_bytes());
-        }
+    if let Some(file) = &logger.file
+        && let Ok(mut file) = file.lock()
+    {
+        let _ = file.write_all(line.as_bytes());
     }
     if logger.stderr {
         let _ = std::io::stderr().write_all(line.as_bytes());

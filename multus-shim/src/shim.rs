@@ -175,10 +175,10 @@ pub fn run(env: &BTreeMap<String, String>, stdin: Vec<u8>, now: SystemTime) -> O
         return del(&conf, &client, &body, &container_id, now);
     }
     if let Err(not_ready) = readiness::wait_ready(&client, conf.ready_timeout) {
-        if let readiness::NotReady::Unreachable(e) = &not_ready {
-            if e.is_permission_denied() {
-                return fail(ErrorCode::IoFailure, permission_message(e));
-            }
+        if let readiness::NotReady::Unreachable(e) = &not_ready
+            && e.is_permission_denied()
+        {
+            return fail(ErrorCode::IoFailure, permission_message(e));
         }
         return fail(
             ErrorCode::TryAgainLater,
@@ -333,17 +333,17 @@ pub fn verify_socket(path: &std::path::Path) -> Result<(), String> {
     if meta.mode() & 0o077 != 0 {
         return refuse(format!("its mode is {:o}", meta.mode() & 0o777));
     }
-    if let Some(dir) = path.parent() {
-        if let Ok(dir_meta) = std::fs::metadata(dir) {
-            if dir_meta.uid() != 0 {
-                return refuse(format!("its directory is owned by uid {}", dir_meta.uid()));
-            }
-            if dir_meta.mode() & 0o022 != 0 {
-                return refuse(format!(
-                    "its directory's mode is {:o} (writable by others)",
-                    dir_meta.mode() & 0o777
-                ));
-            }
+    if let Some(dir) = path.parent()
+        && let Ok(dir_meta) = std::fs::metadata(dir)
+    {
+        if dir_meta.uid() != 0 {
+            return refuse(format!("its directory is owned by uid {}", dir_meta.uid()));
+        }
+        if dir_meta.mode() & 0o022 != 0 {
+            return refuse(format!(
+                "its directory's mode is {:o} (writable by others)",
+                dir_meta.mode() & 0o777
+            ));
         }
     }
     Ok(())

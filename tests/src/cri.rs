@@ -430,20 +430,20 @@ impl Containerd {
 
 impl Drop for Containerd {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            if let Ok(value) = self.cri(&["list"]) {
-                for id in value["ids"].as_array().into_iter().flatten() {
-                    if let Some(id) = id.as_str() {
-                        if let Ok(status) = self.cri(&["status", id]) {
-                            let netns = status["netns"].as_str().unwrap_or_default().to_owned();
-                            self.seen_netns
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .push(netns);
-                        }
-                        let _ = self.cri(&["stop", id]);
-                        let _ = self.cri(&["remove", id]);
+        if let Ok(None) = self.child.try_wait()
+            && let Ok(value) = self.cri(&["list"])
+        {
+            for id in value["ids"].as_array().into_iter().flatten() {
+                if let Some(id) = id.as_str() {
+                    if let Ok(status) = self.cri(&["status", id]) {
+                        let netns = status["netns"].as_str().unwrap_or_default().to_owned();
+                        self.seen_netns
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(netns);
                     }
+                    let _ = self.cri(&["stop", id]);
+                    let _ = self.cri(&["remove", id]);
                 }
             }
         }

@@ -168,6 +168,29 @@ impl TestDirs {
         files_under(&self.sandboxes_dir())
     }
 
+    /// A kubeconfig whose only cluster is `https://127.0.0.1:<closed port>`: an API
+    /// server that is down. multus runs in the node namespace, where nothing listens at
+    /// all, so the port is closed there in any case.
+    pub fn write_unreachable_kubeconfig(&self) -> PathBuf {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        let port = listener.local_addr().expect("local address").port();
+        drop(listener);
+        let path = self.root().join("unreachable.kubeconfig");
+        let kubeconfig = format!(
+            "apiVersion: v1\n\
+             kind: Config\n\
+             clusters:\n\
+             - name: down\n  cluster:\n    server: https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\n\
+             users:\n\
+             - name: multus\n  user:\n    token: not-used\n\
+             contexts:\n\
+             - name: down\n  context:\n    cluster: down\n    user: multus\n\
+             current-context: down\n"
+        );
+        std::fs::write(&path, kubeconfig).expect("write the kubeconfig");
+        path
+    }
+
     /// Write a NetworkAttachmentDefinition manifest (YAML) whose `spec.config` is exactly
     /// `config`; `namespace: None` leaves `metadata.namespace` out (`default`).
     pub fn write_nad(&self, name: &str, namespace: Option<&str>, config: &str) {

@@ -80,17 +80,22 @@ impl Harness {
         nets
     }
 
-    /// The multus configuration at `version` with [`CLUSTER_NETWORK`] as cluster network.
-    pub fn multus_config(&self, version: &str, nets: &StandardNetworks) -> MultusConfig {
-        let cluster = fixtures::bridge_conf(
+    /// The cluster network [`CLUSTER_NETWORK`] at `version`: bridge plugin on `mrs-cbr0`,
+    /// `isGateway`, host-local.
+    pub fn cluster_conf(&self, version: &str, nets: &StandardNetworks) -> serde_json::Value {
+        fixtures::bridge_conf(
             version,
             CLUSTER_NETWORK,
             "mrs-cbr0",
             nets.cluster,
             true,
             &self.dirs,
-        );
-        MultusConfig::new(version, &self.dirs, cluster)
+        )
+    }
+
+    /// The multus configuration at `version` with [`CLUSTER_NETWORK`] as cluster network.
+    pub fn multus_config(&self, version: &str, nets: &StandardNetworks) -> MultusConfig {
+        MultusConfig::new(version, &self.dirs, self.cluster_conf(version, nets))
     }
 
     /// [`fixtures::assert_nothing_leaked`] for these pods.

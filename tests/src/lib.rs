@@ -19,6 +19,8 @@
 //!   `DEL-once` failure done).
 //! - [`cri`]: a real containerd of the test's own, driven through the CRI v1 API.
 //! - [`podman`]: a real podman (CNI backend) of the test's own.
+//! - [`upstream`]: upstream Go Multus attaching a pod (the plugins run directly) and
+//!   leaving its caches behind, for the tests of the switch to multus-rs.
 //! - [`Harness`]: one node, its directories and a runtime, the usual start of a test,
 //!   with the standard real-plugin networks ([`Harness::standard_networks`]).
 //!
@@ -36,6 +38,7 @@ pub mod netns;
 pub mod podman;
 pub mod recording;
 pub mod runtime;
+pub mod upstream;
 
 pub use harness::{
     BRIDGE_NAD, CLUSTER_NETWORK, Harness, MACVLAN_NAD, NODE_BRIDGE, StandardNetworks,

@@ -288,6 +288,15 @@ impl CniCall {
         self
     }
 
+    /// Without the per-container variables (`CNI_CONTAINERID`, `CNI_NETNS`,
+    /// `CNI_IFNAME`, `CNI_ARGS`), as runtimes call STATUS, GC and VERSION.
+    pub fn without_sandbox(self) -> Self {
+        self.unset("CNI_CONTAINERID")
+            .unset("CNI_NETNS")
+            .unset("CNI_IFNAME")
+            .unset("CNI_ARGS")
+    }
+
     /// Replace stdin with raw bytes (e.g. malformed JSON).
     pub fn stdin(mut self, bytes: &[u8]) -> Self {
         self.stdin = bytes.to_vec();

@@ -14,7 +14,6 @@
 // Test code: a panic (`expect`, `unwrap`, `panic!`) in a helper is a test failure.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use multus_integration_tests::fixtures::MultusConfig;
@@ -23,32 +22,6 @@ use multus_integration_tests::{BRIDGE_NAD, Harness, MACVLAN_NAD};
 use serde_json::{Value, json};
 
 const VERSION: &str = "1.0.0";
-
-/// A TCP port nothing listens on: bound and released here. multus runs in the node
-/// namespace, where nothing listens at all, so the port is closed there in any case.
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address").port()
-}
-
-/// A kubeconfig whose only cluster is `https://127.0.0.1:<closed port>`.
-fn write_unreachable_kubeconfig(h: &Harness) -> PathBuf {
-    let path = h.dirs.root().join("unreachable.kubeconfig");
-    let kubeconfig = format!(
-        "apiVersion: v1\n\
-         kind: Config\n\
-         clusters:\n\
-         - name: down\n  cluster:\n    server: https://127.0.0.1:{}\n    insecure-skip-tls-verify: true\n\
-         users:\n\
-         - name: multus\n  user:\n    token: not-used\n\
-         contexts:\n\
-         - name: down\n  context:\n    cluster: down\n    user: multus\n\
-         current-context: down\n",
-        closed_port()
-    );
-    std::fs::write(&path, kubeconfig).expect("write the kubeconfig");
-    path
-}
 
 /// A pod added through the file-based configuration to the cluster network and both
 /// standard NADs; returns the pod, the ADD configuration, its result, and the same
@@ -61,7 +34,7 @@ fn attached_pod(h: &Harness) -> (Sandbox, Value, Value, Value) {
         .set("logLevel", json!("error"));
     let file_conf = base.clone().build();
     let api_conf = base
-        .set("kubeconfig", json!(write_unreachable_kubeconfig(h)))
+        .set("kubeconfig", json!(h.dirs.write_unreachable_kubeconfig()))
         .set("apiRetries", json!(0))
         .set("apiTimeoutSeconds", json!(2))
         .build();

@@ -52,12 +52,7 @@ fn setup(dflt_extra: Value) -> (Harness, MultusConfig) {
 /// A STATUS or GC call as a runtime makes it: no per-container variables.
 fn runtime_call(h: &Harness, command: &str, conf: &Value) -> CniCall {
     let nobody = h.sandbox();
-    h.runtime
-        .call(command, &nobody, conf)
-        .unset("CNI_CONTAINERID")
-        .unset("CNI_NETNS")
-        .unset("CNI_IFNAME")
-        .unset("CNI_ARGS")
+    h.runtime.call(command, &nobody, conf).without_sandbox()
 }
 
 fn records_of<'a>(records: &'a [Record], command: &str) -> Vec<&'a Record> {

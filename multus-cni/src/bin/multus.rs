@@ -5,11 +5,11 @@ use std::io::{Read, Write};
 
 fn main() {
     let mut argv = std::env::args().skip(1);
-    if let Some(flag) = argv.next() {
-        if flag == "-v" || flag == "--version" || flag == "-version" {
-            println!("multus-rs multus: version:{}", env!("CARGO_PKG_VERSION"));
-            return;
-        }
+    if let Some(flag) = argv.next()
+        && (flag == "-v" || flag == "--version" || flag == "-version")
+    {
+        println!("multus-rs multus: version:{}", env!("CARGO_PKG_VERSION"));
+        return;
     }
     let env: BTreeMap<String, String> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))

@@ -121,10 +121,10 @@ impl Engine<'_> {
     /// lock file goes when the lock is released.)
     pub(super) fn forget_unrecorded(&self) {
         let store = self.seams.state;
-        if matches!(store.load(&self.request.container_id), Ok(None)) {
-            if let Err(e) = store.remove(&self.request.container_id) {
-                tracing::warn!(error = %e, "could not remove the lock of a refused request");
-            }
+        if matches!(store.load(&self.request.container_id), Ok(None))
+            && let Err(e) = store.remove(&self.request.container_id)
+        {
+            tracing::warn!(error = %e, "could not remove the lock of a refused request");
         }
     }
 

@@ -13,10 +13,7 @@ impl Engine<'_> {
             .lock(&self.request.container_id)
             .await
             .map_err(|e| self.state_error(e))?;
-        let Some(state) = store
-            .load(&self.request.container_id)
-            .map_err(|e| self.state_error(e))?
-        else {
+        let Some(state) = self.load_or_upstream()? else {
             self.forget_unrecorded();
             return Err(MultusError::UnknownContainer {
                 pod: self.request.pod.clone(),

@@ -77,16 +77,7 @@ impl Engine<'_> {
                 }
             };
             if valid.contains(&(record.container_id.as_str(), record.ifname.as_str())) {
-                for attachment in &record.attachments {
-                    let delegate = &attachment.delegate;
-                    let entry = networks
-                        .entry(delegate.network.clone())
-                        .or_insert_with(|| (delegate.config.clone(), Vec::new()));
-                    entry.1.push(serde_json::json!({
-                        "containerID": record.container_id,
-                        "ifname": delegate.ifname,
-                    }));
-                }
+                upstream::list_valid_attachments(&mut networks, &record);
                 continue;
             }
             tracing::info!(container = %id, "sandbox is not valid any more; deleting its attachments");
@@ -99,6 +90,7 @@ impl Engine<'_> {
                 Err(e) => failures.push(format!("{id}: {e}")),
             }
         }
+        self.gc_upstream(&valid, &mut networks, &mut failures).await;
         match self.configured_networks().await {
             Ok(configured) => {
                 for (network, config) in configured {

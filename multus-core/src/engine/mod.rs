@@ -13,6 +13,7 @@ mod error;
 mod invoke;
 mod pod;
 mod readiness;
+mod upstream;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;

@@ -44,10 +44,10 @@ impl Engine<'_> {
                 self.pod_annotations_without_api().await?,
             ));
         }
-        if self.conf.trust_runtime_annotations {
-            if let Some(annotations) = self.conf.runtime_pod_annotations() {
-                return Ok(PodLookup::Annotations(Some(annotations)));
-            }
+        if self.conf.trust_runtime_annotations
+            && let Some(annotations) = self.conf.runtime_pod_annotations()
+        {
+            return Ok(PodLookup::Annotations(Some(annotations)));
         }
         if !pod.is_known() {
             return Ok(PodLookup::Annotations(self.conf.runtime_pod_annotations()));

@@ -31,10 +31,10 @@ impl Engine<'_> {
 
     /// DEL never waits: it only logs when the file is missing.
     pub(super) fn warn_if_not_ready(&self) {
-        if let Some(path) = &self.conf.readiness_indicator_file {
-            if !self.seams.files.exists(path) {
-                tracing::warn!(path = %path.display(), "readinessindicatorfile is missing; deleting anyway");
-            }
+        if let Some(path) = &self.conf.readiness_indicator_file
+            && !self.seams.files.exists(path)
+        {
+            tracing::warn!(path = %path.display(), "readinessindicatorfile is missing; deleting anyway");
         }
     }
 }

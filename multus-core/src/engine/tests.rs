@@ -676,6 +676,7 @@ fn gc_tears_down_invalid_sandboxes_and_forwards_valid_attachments() {
 
 mod api;
 mod chaining;
+mod upstream;
 
 #[test]
 fn default_route_request_replaces_other_default_routes_in_pod_and_results() {

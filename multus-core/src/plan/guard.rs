@@ -86,13 +86,13 @@ pub fn admit(conf: &MultusConf, config: DelegateConfig) -> Result<DelegateConfig
                 plugin: plugin.to_owned(),
             });
         }
-        if let Some(allowed) = &conf.allowed_plugin_types {
-            if !allowed.iter().any(|a| a == plugin) {
-                return Err(GuardError::NotAllowed {
-                    plugin: plugin.to_owned(),
-                    allowed: allowed.clone(),
-                });
-            }
+        if let Some(allowed) = &conf.allowed_plugin_types
+            && !allowed.iter().any(|a| a == plugin)
+        {
+            return Err(GuardError::NotAllowed {
+                plugin: plugin.to_owned(),
+                allowed: allowed.clone(),
+            });
         }
     }
     if let Some(reason) = network_name_problem(config.name()) {

@@ -1,9 +1,16 @@
-//! `multus-ctl state list|show|prune`: the sandbox records under `<cniDir>/sandboxes`.
+//! `multus-ctl state list|show|prune`: the sandbox records under `<cniDir>/sandboxes`,
+//! the sandboxes upstream Go Multus attached (its caches in `<cniDir>`), and the notes of
+//! DELs that had to guess (`<cniDir>/unknown`).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
+use multus_cni::unknown_notes::UnknownNotes;
+use multus_cni::upstream_cache::UpstreamCacheDir;
+use multus_core::cni::CniVersion;
 use multus_core::nad::NetworkStatus;
+use multus_core::upstream::{UnknownAttachments, UpstreamDefaults};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -15,11 +22,68 @@ use crate::output::{Level, Printer, or_dash, progress_bar, sections};
 use crate::recorded::{PodIdentity, RecordedInterface, phase_text, recorded_interfaces};
 use crate::sources::{Record, Records, cni_dir, load_conf, netns_exists};
 
+/// A sandbox known from multus-rs' own record.
+const FROM_RECORD: &str = "multus-rs record";
+/// A sandbox upstream Go Multus attached, known from its caches.
+const FROM_UPSTREAM: &str = "upstream cache";
+/// A sandbox whose DEL had to guess what it had attached.
+const UNKNOWN: &str = "unknown attachments";
+
+/// The sandboxes upstream Go Multus attached that have no multus-rs record, as records
+/// (the file is upstream's scratch cache).
+fn upstream_records(dir: &Path, recorded: &[Record]) -> Result<Vec<Record>, CtlError> {
+    let caches = UpstreamCacheDir::new(dir);
+    let unreadable = |e: multus_core::seams::StateError| {
+        CtlError::Unreachable(format!(
+            "cannot read upstream Multus' caches in {}: {e}; check --cni-dir/--conf and that you are root",
+            dir.display()
+        ))
+    };
+    let defaults = UpstreamDefaults {
+        cni_version: CniVersion::V1_0_0,
+        ifname: "eth0".to_owned(),
+        netns: String::new(),
+        cni_args: String::new(),
+        runtime_config: serde_json::Map::new(),
+    };
+    let mut found = Vec::new();
+    for id in caches.list().map_err(unreadable)? {
+        if recorded.iter().any(|r| r.container_id == id) {
+            continue;
+        }
+        let Some(sandbox) = caches.read(&id).map_err(unreadable)? else {
+            continue;
+        };
+        let path = caches.scratch_path(&id);
+        found.push(Record {
+            modified: std::fs::metadata(&path).and_then(|m| m.modified()).ok(),
+            container_id: id,
+            path,
+            state: sandbox.to_state(&defaults).map_err(|e| e.to_string()),
+        });
+    }
+    Ok(found)
+}
+
+/// The multus-rs record of a container, else the sandbox upstream Go Multus attached.
+fn record_or_upstream(dir: &Path, container_id: &str) -> Result<Record, CtlError> {
+    match Records::new(dir).get(container_id) {
+        Err(CtlError::NotFound(e)) => upstream_records(dir, &[])?
+            .into_iter()
+            .find(|r| r.container_id == container_id)
+            .ok_or(CtlError::NotFound(e)),
+        found => found,
+    }
+}
+
 /// One record in `state list`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SandboxSummary {
     container_id: String,
+    /// Where the sandbox is known from: `multus-rs record`, `upstream cache` or
+    /// `unknown attachments`.
+    source: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pod: Option<PodIdentity>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -34,15 +98,51 @@ struct SandboxSummary {
     networks: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// For unknown attachments: what the DEL deleted and why the rest is unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unknown: Option<String>,
 }
 
 impl SandboxSummary {
-    fn of(record: &Record) -> Self {
+    fn unknown(container_id: &str, note: &Result<UnknownAttachments, String>) -> Self {
+        let (pod, netns, unknown) = match note {
+            Ok(note) => (
+                Some(PodIdentity {
+                    namespace: note.pod_namespace.clone(),
+                    name: note.pod_name.clone(),
+                    uid: note.pod_uid.clone(),
+                }),
+                Some(note.netns.clone()),
+                format!(
+                    "deleted {}; other networks the pod had may be left attached: {}",
+                    note.deleted.join(", "),
+                    note.reason
+                ),
+            ),
+            Err(e) => (None, None, format!("unreadable note: {e}")),
+        };
+        Self {
+            container_id: container_id.to_owned(),
+            source: UNKNOWN,
+            pod,
+            phase: None,
+            netns_exists: netns.as_deref().map(netns_exists),
+            netns,
+            stale: false,
+            interfaces: Vec::new(),
+            networks: Vec::new(),
+            error: None,
+            unknown: Some(unknown),
+        }
+    }
+
+    fn of(record: &Record, source: &'static str) -> Self {
         match &record.state {
             Ok(state) => {
                 let exists = netns_exists(&state.netns);
                 Self {
                     container_id: record.container_id.clone(),
+                    source,
                     pod: Some(PodIdentity::of(state)),
                     phase: Some(phase_text(state.phase)),
                     netns: Some(state.netns.clone()),
@@ -59,10 +159,12 @@ impl SandboxSummary {
                         .map(|a| a.delegate.network.clone())
                         .collect(),
                     error: None,
+                    unknown: None,
                 }
             }
             Err(e) => Self {
                 container_id: record.container_id.clone(),
+                source,
                 pod: None,
                 phase: None,
                 netns: None,
@@ -71,6 +173,7 @@ impl SandboxSummary {
                 interfaces: Vec::new(),
                 networks: Vec::new(),
                 error: Some(e.clone()),
+                unknown: None,
             },
         }
     }
@@ -87,23 +190,45 @@ struct StateListReport {
 pub fn list(printer: &Printer, source: &StateSource) -> CtlResult {
     let dir = cni_dir(source)?;
     let records = Records::new(&dir).list()?;
+    let upstream = upstream_records(&dir, &records)?;
+    let notes = UnknownNotes::new(&dir).list().map_err(|e| {
+        CtlError::Unreachable(format!(
+            "cannot read the notes of unknown attachments: {e}; check --cni-dir/--conf and that you are root"
+        ))
+    })?;
     let report = StateListReport {
         cni_dir: dir.display().to_string(),
-        sandboxes: records.iter().map(SandboxSummary::of).collect(),
+        sandboxes: records
+            .iter()
+            .map(|r| SandboxSummary::of(r, FROM_RECORD))
+            .chain(
+                upstream
+                    .iter()
+                    .map(|r| SandboxSummary::of(r, FROM_UPSTREAM)),
+            )
+            .chain(
+                notes
+                    .iter()
+                    .map(|(id, note)| SandboxSummary::unknown(id, note)),
+            )
+            .collect(),
     };
     let problems = report
         .sandboxes
         .iter()
-        .any(|s| s.stale || s.error.is_some());
+        .any(|s| s.stale || s.error.is_some() || s.unknown.is_some());
     printer.emit(&report, |p| render_list(p, &report))?;
     Ok(Outcome::from_problems(problems))
 }
 
 fn render_list(printer: &Printer, report: &StateListReport) -> String {
     if report.sandboxes.is_empty() {
-        return format!("no sandbox records in {}/sandboxes", report.cni_dir);
+        return format!(
+            "no sandbox records in {}/sandboxes, no upstream Multus caches and no unknown attachments",
+            report.cni_dir
+        );
     }
-    let mut table = printer.table(&["CONTAINER", "POD", "PHASE", "NETNS", "INTERFACES"]);
+    let mut table = printer.table(&["CONTAINER", "POD", "SOURCE", "PHASE", "NETNS", "INTERFACES"]);
     for s in &report.sandboxes {
         let netns = match (&s.netns, s.netns_exists) {
             (Some(path), Some(true)) => printer.coloured(path, Level::Ok),
@@ -111,6 +236,7 @@ fn render_list(printer: &Printer, report: &StateListReport) -> String {
             (None, _) => printer.coloured("-", Level::Info),
         };
         let phase = match (&s.error, s.phase) {
+            _ if s.unknown.is_some() => printer.coloured("unknown", Level::Warning),
             (Some(_), _) => printer.coloured("unreadable", Level::Error),
             (None, Some("adding")) => printer.coloured("adding", Level::Warning),
             (None, phase) => printer.coloured(phase.unwrap_or("-"), Level::Info),
@@ -122,19 +248,32 @@ fn render_list(printer: &Printer, report: &StateListReport) -> String {
             .map(|(i, n)| format!("{i} ({n})"))
             .collect::<Vec<_>>()
             .join("\n");
+        let detail = s.error.clone().or_else(|| s.unknown.clone());
         table.add_row(vec![
             comfy_table::Cell::new(&s.container_id),
             comfy_table::Cell::new(s.pod.as_ref().map_or("-".to_owned(), PodIdentity::short)),
+            comfy_table::Cell::new(s.source),
             phase,
             netns,
-            comfy_table::Cell::new(or_dash(&s.error.clone().unwrap_or(interfaces))),
+            comfy_table::Cell::new(or_dash(&detail.unwrap_or(interfaces))),
         ]);
     }
     let stale = report.sandboxes.iter().filter(|s| s.stale).count();
+    let unknown = report
+        .sandboxes
+        .iter()
+        .filter(|s| s.unknown.is_some())
+        .count();
     let mut out = format!(
         "{}\n{table}",
-        printer.heading(&format!("Sandbox records in {}/sandboxes", report.cni_dir))
+        printer.heading(&format!("Sandboxes in {}", report.cni_dir))
     );
+    if unknown > 0 {
+        out.push_str(&format!(
+            "\n{unknown} sandbox(es) with unknown attachments: their DEL had no record of what was attached; check their pods' other networks (interfaces, IPAM leases) and remove {}/unknown/<container>.json once done",
+            report.cni_dir
+        ));
+    }
     if stale > 0 {
         out.push_str(&format!(
             "\n{stale} record(s) whose network namespace is gone: `multus-ctl state prune --all --dry-run` shows what prune would tear down"
@@ -183,7 +322,7 @@ struct StateShowReport {
 /// `state show ID`.
 pub fn show(printer: &Printer, container_id: &str, source: &StateSource) -> CtlResult {
     let dir = cni_dir(source)?;
-    let record = Records::new(&dir).get(container_id)?;
+    let record = record_or_upstream(&dir, container_id)?;
     let state = record.state.map_err(|e| {
         CtlError::Unreachable(format!(
             "{e}; multus moves a corrupt record aside on its next DEL of this container"
@@ -365,12 +504,16 @@ pub fn prune(printer: &Printer, args: &PruneArgs) -> CtlResult {
     let loaded = load_conf(&args.runtime.conf)?;
     let dir = loaded.conf.cni_dir.clone();
     let records = Records::new(&dir);
+    // multus-rs' records and the sandboxes upstream Go Multus attached: multus' DEL
+    // releases both.
     let candidates: Vec<Record> = if args.all {
-        records.list()?
+        let mut all = records.list()?;
+        all.extend(upstream_records(&dir, &all)?);
+        all
     } else {
         let mut named = Vec::new();
         for id in &args.container_ids {
-            named.push(records.get(id)?);
+            named.push(record_or_upstream(&dir, id)?);
         }
         named
     };

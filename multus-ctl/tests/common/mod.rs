@@ -112,6 +112,10 @@ pub fn workdir() -> tempfile::TempDir {
     copy_tree(&fixtures.join("nads"), &root.join("nads"));
     copy_tree(&fixtures.join("confdir"), &root.join("confdir"));
     copy_tree(&fixtures.join("sandboxes"), &root.join("cni/sandboxes"));
+    // A sandbox upstream Go Multus attached (its caches), and a DEL's note of unknown
+    // attachments.
+    copy_tree(&fixtures.join("upstream"), &root.join("cni"));
+    copy_tree(&fixtures.join("unknown"), &root.join("cni/unknown"));
     std::fs::create_dir_all(root.join("bin")).unwrap();
     for plugin in ["bridge", "macvlan", "tuning", "ptp", "host-local"] {
         write_script(&root.join("bin").join(plugin), VERSION_PLUGIN);

@@ -241,15 +241,15 @@ impl Thick {
     pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(response) = self.client().get("/readyz") {
-                if response.status == 200 {
-                    return;
-                }
+            if let Ok(response) = self.client().get("/readyz")
+                && response.status == 200
+            {
+                return;
             }
-            if let Some(daemon) = self.daemon.as_mut() {
-                if let Some(code) = daemon.wait(Duration::ZERO) {
-                    panic!("multus-daemon exited with {code}:\n{}", daemon.log());
-                }
+            if let Some(daemon) = self.daemon.as_mut()
+                && let Some(code) = daemon.wait(Duration::ZERO)
+            {
+                panic!("multus-daemon exited with {code}:\n{}", daemon.log());
             }
             assert!(
                 Instant::now() < deadline,
@@ -294,10 +294,9 @@ impl Thick {
             if let Some(doc) = std::fs::read(&path)
                 .ok()
                 .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                && check(&doc)
             {
-                if check(&doc) {
-                    return doc;
-                }
+                return doc;
             }
             assert!(
                 Instant::now() < deadline,

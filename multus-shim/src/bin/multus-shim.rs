@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
 fn main() {
-    if let Some(flag) = std::env::args().nth(1) {
-        if flag == "-v" || flag == "--version" || flag == "-version" {
-            println!(
-                "multus-rs multus-shim: version:{}",
-                env!("CARGO_PKG_VERSION")
-            );
-            return;
-        }
+    if let Some(flag) = std::env::args().nth(1)
+        && (flag == "-v" || flag == "--version" || flag == "-version")
+    {
+        println!(
+            "multus-rs multus-shim: version:{}",
+            env!("CARGO_PKG_VERSION")
+        );
+        return;
     }
     // Upstream forwards the whole environment; the daemon reads the CNI_* keys.
     let env: BTreeMap<String, String> = std::env::vars_os()

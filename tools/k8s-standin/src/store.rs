@@ -175,12 +175,13 @@ impl Store {
                 }
             },
         };
-        if let Some(ns) = metadata.get("namespace").and_then(Value::as_str) {
-            if !ns.is_empty() && ns != namespace {
-                return Err(StoreError::Invalid(format!(
-                    "the namespace of the provided object ({ns}) does not match the namespace sent on the request ({namespace})"
-                )));
-            }
+        if let Some(ns) = metadata.get("namespace").and_then(Value::as_str)
+            && !ns.is_empty()
+            && ns != namespace
+        {
+            return Err(StoreError::Invalid(format!(
+                "the namespace of the provided object ({ns}) does not match the namespace sent on the request ({namespace})"
+            )));
         }
         let key = (kind.resource, namespace.to_owned(), name.clone());
         if self.objects.contains_key(&key) {
@@ -219,13 +220,13 @@ impl Store {
         let current = self
             .get(kind, namespace, name)
             .ok_or(StoreError::NotFound)?;
-        if let Some(version) = meta(&object, "resourceVersion") {
-            if meta(&current, "resourceVersion").as_deref() != Some(version.as_str()) {
-                return Err(StoreError::Conflict(format!(
-                    "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
-                    kind.qualified()
-                )));
-            }
+        if let Some(version) = meta(&object, "resourceVersion")
+            && meta(&current, "resourceVersion").as_deref() != Some(version.as_str())
+        {
+            return Err(StoreError::Conflict(format!(
+                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+                kind.qualified()
+            )));
         }
         self.finish_update(kind, namespace, name, &current, object, status_only)
     }
