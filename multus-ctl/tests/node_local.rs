@@ -1418,3 +1418,45 @@ fn exec_through_the_shim() {
     assert_eq!(report["shim"], false);
     assert_eq!(report["notes"], serde_json::json!([]));
 }
+
+/// A plugin that leaves a background process holding its stdout open: `exec` returns
+/// when the plugin exits, not when the background process does.
+#[test]
+fn exec_does_not_wait_for_a_background_process_holding_stdout() {
+    let work = workdir();
+    let dir = work.path();
+    write_script(
+        &dir.join("fake-multus"),
+        r#"cat >/dev/null
+sleep 30 &
+echo '{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"/proc/self/ns/net"}],"ips":[]}'"#,
+    );
+    let started = std::time::Instant::now();
+    let run = ctl(
+        dir,
+        &[
+            "exec",
+            "add",
+            "--conf",
+            "multus.conf",
+            "--multus",
+            "fake-multus",
+            "--netns",
+            "/proc/self/ns/net",
+            "--container-id",
+            "bg-1",
+            "--pod",
+            "default/web",
+            "--pod-uid",
+            "uid-web",
+            "-o",
+            "json",
+        ],
+    );
+    let elapsed = started.elapsed();
+    assert_eq!(run.json()["success"], true, "{}", run.stderr);
+    assert!(
+        elapsed < std::time::Duration::from_secs(10),
+        "exec waited {elapsed:?} for the plugin's background process"
+    );
+}

@@ -80,6 +80,17 @@ impl TestDirs {
             .expect("cannot link cni-recorder into the test binDir");
     }
 
+    /// Install a `/bin/sh` script as plugin type `plugin_type` in
+    /// [`TestDirs::bin_dir`] (hostile or odd plugins).
+    pub fn install_script(&self, plugin_type: &str, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.bin_dir().join(plugin_type);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n"))
+            .expect("cannot write a script plugin");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .expect("cannot make the script plugin executable");
+    }
+
     /// Make the built `passthru` plugin available in [`TestDirs::bin_dir`] (the auxiliary
     /// CNI chain's first plugin).
     pub fn install_passthru(&self) {
@@ -429,4 +440,25 @@ pub fn assert_released(node: &Node, dirs: &TestDirs, pods: &[&Netns]) {
     }
     let leases = dirs.leases();
     assert!(leases.is_empty(), "host-local leases leaked: {leases:?}");
+}
+
+/// Whether process `pid` is gone (or a zombie nobody reaped yet).
+pub fn process_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
+    }
+}
+
+/// Peak resident memory (`VmHWM`, KiB) of a running process; `None` once it exited.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
 }
