@@ -15,7 +15,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use multus_integration_tests::CLUSTER_NETWORK;
-use multus_integration_tests::fixtures::{self, Subnet, peak_rss_kib, process_gone};
+use multus_integration_tests::fixtures::{self, Subnet, assert_gone_within, peak_rss_kib};
 use serde_json::{Value, json};
 use support::{Thick, plugin_stdin};
 
@@ -84,14 +84,11 @@ fn a_hanging_delegate_is_killed_with_its_grandchild_at_the_timeout() {
         .trim()
         .parse()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !process_gone(grandchild) {
-        assert!(
-            Instant::now() < deadline,
-            "the delegate's grandchild {grandchild} outlived the timeout"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert_gone_within(
+        grandchild,
+        Duration::from_secs(5),
+        "the delegate's grandchild, after the timeout",
+    );
     thick.shim.del(&pod, &conf, None).empty_success();
     thick.h.assert_nothing_leaked(&[&pod]);
 }

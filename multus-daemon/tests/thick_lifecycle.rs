@@ -288,14 +288,11 @@ fn daemon_killed_mid_add_then_del_after_restart_leaks_nothing() {
     daemon.wait(Duration::from_secs(10));
     drop(daemon);
     // The in-flight delegate died with the daemon, long before its sleep would end.
-    let deadline = Instant::now() + Duration::from_millis(1500);
-    while !fixtures::process_gone(delegate_pid) {
-        assert!(
-            Instant::now() < deadline,
-            "the delegate {delegate_pid} outlived the daemon that started it"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    fixtures::assert_gone_within(
+        delegate_pid,
+        Duration::from_millis(1500),
+        "the delegate, after its daemon was killed",
+    );
     let out = running.wait();
     out.error_with_code(11);
 

@@ -454,6 +454,19 @@ pub fn process_gone(pid: u32) -> bool {
     }
 }
 
+/// Wait up to `limit` for process `pid` to be gone; panics naming `what` if it is not.
+#[track_caller]
+pub fn assert_gone_within(pid: u32, limit: std::time::Duration, what: &str) {
+    let deadline = std::time::Instant::now() + limit;
+    while !process_gone(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} (pid {pid}) is still running after {limit:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Peak resident memory (`VmHWM`, KiB) of a running process; `None` once it exited.
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use multus_integration_tests::fixtures::{peak_rss_kib, process_gone};
+use multus_integration_tests::fixtures::{assert_gone_within, peak_rss_kib};
 use multus_integration_tests::{BRIDGE_NAD, Harness};
 use serde_json::json;
 
@@ -101,13 +101,10 @@ fn a_hanging_delegate_is_killed_with_its_grandchild_at_the_timeout() {
         .trim()
         .parse()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !process_gone(grandchild) {
-        assert!(
-            Instant::now() < deadline,
-            "the delegate's grandchild {grandchild} outlived the timeout"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert_gone_within(
+        grandchild,
+        Duration::from_secs(5),
+        "the delegate's grandchild, after the timeout",
+    );
     h.assert_nothing_leaked(&[&pod]);
 }
