@@ -15,7 +15,9 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use multus_integration_tests::CLUSTER_NETWORK;
-use multus_integration_tests::fixtures::{self, Subnet, assert_gone_within, peak_rss_kib};
+use multus_integration_tests::fixtures::{
+    self, Subnet, assert_grandchild_gone, hanging_forker_script, loud_script, peak_rss_kib,
+};
 use serde_json::{Value, json};
 use support::{Thick, plugin_stdin};
 
@@ -39,10 +41,10 @@ fn node_with_list(thick: &mut Thick, plugin: &str) -> Value {
 #[test]
 fn a_delegate_printing_past_the_cap_fails_and_the_daemon_stays_small() {
     let mut thick = Thick::new(false);
-    thick.h.dirs.install_script(
-        "loud",
-        "cat >/dev/null\n[ \"$CNI_COMMAND\" = ADD ] || exit 0\nhead -c 1073741824 /dev/zero\nexit 1",
-    );
+    thick
+        .h
+        .dirs
+        .install_script("loud", &loud_script(1 << 30, false));
     let conf = node_with_list(&mut thick, "loud");
     let pod = thick.h.sandbox();
     thick
@@ -65,13 +67,10 @@ fn a_hanging_delegate_is_killed_with_its_grandchild_at_the_timeout() {
     let mut thick = Thick::new(false);
     thick.set("delegateTimeoutSeconds", json!(2));
     let pid_file = thick.h.dirs.root().join("grandchild.pid");
-    thick.h.dirs.install_script(
-        "forky",
-        &format!(
-            "cat >/dev/null\n[ \"$CNI_COMMAND\" = ADD ] || exit 0\nsleep 120 >/dev/null 2>&1 </dev/null &\necho $! > {}\nsleep 120",
-            pid_file.display()
-        ),
-    );
+    thick
+        .h
+        .dirs
+        .install_script("forky", &hanging_forker_script(&pid_file));
     let conf = node_with_list(&mut thick, "forky");
     let pod = thick.h.sandbox();
     thick
@@ -79,16 +78,7 @@ fn a_hanging_delegate_is_killed_with_its_grandchild_at_the_timeout() {
         .add(&pod, &conf)
         .error_with_code(100)
         .assert_msg_contains(&["forky", "did not finish within 2 s"]);
-    let grandchild: u32 = std::fs::read_to_string(&pid_file)
-        .expect("the plugin wrote its grandchild's pid")
-        .trim()
-        .parse()
-        .unwrap();
-    assert_gone_within(
-        grandchild,
-        Duration::from_secs(5),
-        "the delegate's grandchild, after the timeout",
-    );
+    assert_grandchild_gone(&pid_file);
     thick.shim.del(&pod, &conf, None).empty_success();
     thick.h.assert_nothing_leaked(&[&pod]);
 }

@@ -454,6 +454,39 @@ pub fn process_gone(pid: u32) -> bool {
     }
 }
 
+/// Body of a script plugin that, for ADD, forks a grandchild (its pid written to
+/// `pid_file`) and then hangs; other commands succeed.
+pub fn hanging_forker_script(pid_file: &Path) -> String {
+    format!(
+        "cat >/dev/null\n[ \"$CNI_COMMAND\" = ADD ] || exit 0\nsleep 120 >/dev/null 2>&1 </dev/null &\necho $! > {}\nsleep 120",
+        pid_file.display()
+    )
+}
+
+/// Body of a script plugin that, for ADD, prints `bytes` bytes on stdout (stderr with
+/// `to_stderr`) and fails; other commands succeed quietly.
+pub fn loud_script(bytes: u64, to_stderr: bool) -> String {
+    let redirect = if to_stderr { " >&2" } else { "" };
+    format!(
+        "cat >/dev/null\n[ \"$CNI_COMMAND\" = ADD ] || exit 0\nhead -c {bytes} /dev/zero{redirect}\nexit 1"
+    )
+}
+
+/// The grandchild that [`hanging_forker_script`] recorded is gone within 5 s.
+#[track_caller]
+pub fn assert_grandchild_gone(pid_file: &Path) {
+    let grandchild: u32 = std::fs::read_to_string(pid_file)
+        .expect("the plugin wrote its grandchild's pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    assert_gone_within(
+        grandchild,
+        std::time::Duration::from_secs(5),
+        "the delegate's grandchild, after the timeout",
+    );
+}
+
 /// Wait up to `limit` for process `pid` to be gone; panics naming `what` if it is not.
 #[track_caller]
 pub fn assert_gone_within(pid: u32, limit: std::time::Duration, what: &str) {

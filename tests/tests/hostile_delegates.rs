@@ -12,7 +12,9 @@
 
 use std::time::{Duration, Instant};
 
-use multus_integration_tests::fixtures::{assert_gone_within, peak_rss_kib};
+use multus_integration_tests::fixtures::{
+    assert_grandchild_gone, hanging_forker_script, loud_script, peak_rss_kib,
+};
 use multus_integration_tests::{BRIDGE_NAD, Harness};
 use serde_json::json;
 
@@ -20,21 +22,13 @@ const VERSION: &str = "1.0.0";
 /// multus' peak memory must stay under this while a delegate prints 1 GiB.
 const RSS_BOUND_KIB: u64 = 64 * 1024;
 
-/// A plugin that prints `bytes` bytes on `stream` for ADD, and succeeds quietly for DEL.
-fn loud_plugin(bytes: u64, to_stderr: bool) -> String {
-    let redirect = if to_stderr { " >&2" } else { "" };
-    format!(
-        "cat >/dev/null\n[ \"$CNI_COMMAND\" = ADD ] || exit 0\nhead -c {bytes} /dev/zero{redirect}\nexit 1"
-    )
-}
-
 #[test]
 fn a_delegate_printing_past_the_cap_fails_and_is_rolled_back_in_bounded_memory() {
     for (plugin, to_stderr, stream) in [("loud", false, "stdout"), ("noisy", true, "stderr")] {
         let h = Harness::new();
         let nets = h.standard_networks(VERSION);
         h.dirs
-            .install_script(plugin, &loud_plugin(1 << 30, to_stderr));
+            .install_script(plugin, &loud_script(1 << 30, to_stderr));
         h.dirs.write_nad_json(
             plugin,
             &json!({"cniVersion": VERSION, "name": plugin, "type": plugin}),
@@ -71,13 +65,8 @@ fn a_hanging_delegate_is_killed_with_its_grandchild_at_the_timeout() {
     let h = Harness::new();
     let nets = h.standard_networks(VERSION);
     let pid_file = h.dirs.root().join("grandchild.pid");
-    h.dirs.install_script(
-        "forky",
-        &format!(
-            "cat >/dev/null\n[ \"$CNI_COMMAND\" = ADD ] || exit 0\nsleep 120 >/dev/null 2>&1 </dev/null &\necho $! > {}\nsleep 120",
-            pid_file.display()
-        ),
-    );
+    h.dirs
+        .install_script("forky", &hanging_forker_script(&pid_file));
     h.dirs.write_nad_json(
         "forky",
         &json!({"cniVersion": VERSION, "name": "forky", "type": "forky"}),
@@ -96,15 +85,6 @@ fn a_hanging_delegate_is_killed_with_its_grandchild_at_the_timeout() {
         .error_with_code(100)
         .assert_msg_contains(&["default/forky", "did not finish within 2 s"]);
     assert!(started.elapsed() < Duration::from_secs(60));
-    let grandchild: u32 = std::fs::read_to_string(&pid_file)
-        .expect("the plugin wrote its grandchild's pid")
-        .trim()
-        .parse()
-        .unwrap();
-    assert_gone_within(
-        grandchild,
-        Duration::from_secs(5),
-        "the delegate's grandchild, after the timeout",
-    );
+    assert_grandchild_gone(&pid_file);
     h.assert_nothing_leaked(&[&pod]);
 }
