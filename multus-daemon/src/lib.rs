@@ -4,9 +4,11 @@
 //! ([`server`]) to `multus-shim` and runs every CNI request through the same engine as
 //! the thin plugin (`multus_core::engine::Engine`), over daemon implementations of the
 //! seams: watch-backed caches of this node's pods and of NADs ([`cache`]), delegates
-//! run on tokio with a timeout and optional chroot ([`exec`]), and the node-side state
+//! run through multus-cni's process runner on the blocking pool, with a timeout and
+//! optional chroot ([`exec`]), and the node-side state
 //! store and namespace inspection moved off the async workers ([`blocking`]). It bounds
-//! its work ([`admission`]), owns `00-multus.conf` ([`confmgr`]), exports Prometheus
+//! its work ([`admission`]) and its connections ([`connections`]), owns
+//! `00-multus.conf` ([`confmgr`]), exports Prometheus
 //! metrics ([`metrics`]) and shuts down gracefully.
 #![deny(unsafe_code)]
 
