@@ -1,23 +1,58 @@
-//! Delegate plugins run as child processes, as a CNI runtime runs them.
+//! Delegate plugins run as child processes, as a CNI runtime runs them, through the
+//! one runner in [`process`]: [`ProcessExec`] on the calling thread (the thin plugin),
+//! [`PooledExec`] on tokio's blocking pool (the daemon).
 
-use std::io::{Read, Write};
-use std::os::fd::AsFd;
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+mod child;
+pub mod process;
+
+use std::ffi::CStr;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use multus_core::cni::CniError;
 use multus_core::seams::{DelegateExec, ExecError, ExecRequest};
 use multus_host::is_executable;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use wait_timeout::ChildExt;
+
+pub use process::DEFAULT_OUTPUT_LIMIT;
+use process::{End, Spawn};
 
 /// `PATH` given to plugins when multus itself has none.
 pub use multus_host::DEFAULT_PATH;
 /// How much of a failing plugin's stderr is kept in the error.
 const STDERR_LIMIT: usize = 4096;
+
+/// The `CNI_*` variables of one call, as a runtime sets them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CniEnv<'a> {
+    /// `CNI_COMMAND`.
+    pub command: &'a str,
+    /// `CNI_CONTAINERID`.
+    pub container_id: &'a str,
+    /// `CNI_NETNS`.
+    pub netns: &'a str,
+    /// `CNI_IFNAME`.
+    pub ifname: &'a str,
+    /// `CNI_ARGS`.
+    pub args: &'a str,
+    /// `CNI_PATH`.
+    pub path: &'a str,
+}
+
+impl<'a> CniEnv<'a> {
+    /// The variables, by name.
+    pub fn vars(&self) -> [(&'static str, &'a str); 6] {
+        [
+            ("CNI_COMMAND", self.command),
+            ("CNI_CONTAINERID", self.container_id),
+            ("CNI_NETNS", self.netns),
+            ("CNI_IFNAME", self.ifname),
+            ("CNI_ARGS", self.args),
+            ("CNI_PATH", self.path),
+        ]
+    }
+}
 
 /// Runs plugins with `std::process`, blocking the calling thread.
 ///
@@ -26,6 +61,8 @@ const STDERR_LIMIT: usize = 4096;
 #[derive(Clone, Debug)]
 pub struct ProcessExec {
     path_env: String,
+    chroot: Option<Arc<CStr>>,
+    output_limit: usize,
 }
 
 impl Default for ProcessExec {
@@ -34,6 +71,11 @@ impl Default for ProcessExec {
     }
 }
 
+/// `chrootDir` cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("chrootDir {0} contains a NUL byte")]
+pub struct ChrootError(pub PathBuf);
+
 impl ProcessExec {
     /// A runner passing `path_env` (or a standard default) as the plugins' `PATH`.
     pub fn new(path_env: Option<String>) -> Self {
@@ -41,11 +83,34 @@ impl ProcessExec {
             path_env: path_env
                 .filter(|p| !p.is_empty())
                 .unwrap_or_else(|| DEFAULT_PATH.to_owned()),
+            chroot: None,
+            output_limit: DEFAULT_OUTPUT_LIMIT,
         }
     }
 
-    fn run(&self, request: &ExecRequest) -> Result<Vec<u8>, ExecError> {
+    /// Run plugins under `chroot(dir)` (upstream's "exec under chroot", `chrootDir`):
+    /// only the child changes root, between fork and exec.
+    pub fn with_chroot(mut self, dir: &Path) -> Result<Self, ChrootError> {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+            .map_err(|_| ChrootError(dir.to_owned()))?;
+        self.chroot = Some(Arc::from(c));
+        Ok(self)
+    }
+
+    /// Keep at most `limit` bytes of each of stdout and stderr (default
+    /// [`DEFAULT_OUTPUT_LIMIT`]); a plugin printing more fails.
+    pub fn with_output_limit(mut self, limit: usize) -> Self {
+        self.output_limit = limit;
+        self
+    }
+
+    /// Run one call on this thread.
+    pub fn run(&self, request: &ExecRequest) -> Result<Vec<u8>, ExecError> {
         let plugin = request.plugin_type.clone();
+        // As upstream: the binary is looked up in multus' own file system (in the
+        // daemon the host's plugin directory is mounted at the same path), and run at
+        // that path inside the chroot, if any.
         let binary = find_plugin(&request.plugin_type, &request.search_path).ok_or_else(|| {
             ExecError::NotFound {
                 plugin: plugin.clone(),
@@ -55,45 +120,42 @@ impl ProcessExec {
         let cni_path = std::env::join_paths(&request.search_path)
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let spawn_error = |e: std::io::Error| ExecError::Spawn {
+        let cni = CniEnv {
+            command: request.command.as_str(),
+            container_id: &request.container_id,
+            netns: &request.netns,
+            ifname: &request.ifname,
+            args: &request.args,
+            path: &cni_path,
+        };
+        let [a, b, c, d, e, f] = cni.vars();
+        let env = [a, b, c, d, e, f, ("PATH", self.path_env.as_str())];
+        let finished = process::run(&Spawn {
+            binary: &binary,
+            env: &env,
+            stdin: &request.stdin,
+            timeout: request.timeout,
+            output_limit: self.output_limit,
+            chroot: self.chroot.as_ref(),
+        })
+        .map_err(|e| ExecError::Spawn {
             plugin: plugin.clone(),
             reason: e.to_string(),
-        };
-        let mut command = Command::new(&binary);
-        child::die_with_this_process(&mut command);
-        let mut child = command
-            .env_clear()
-            .env("CNI_COMMAND", request.command.as_str())
-            .env("CNI_CONTAINERID", &request.container_id)
-            .env("CNI_NETNS", &request.netns)
-            .env("CNI_IFNAME", &request.ifname)
-            .env("CNI_ARGS", &request.args)
-            .env("CNI_PATH", cni_path)
-            .env("PATH", &self.path_env)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(spawn_error)?;
-        let writer = feed_stdin(&mut child, request.stdin.clone());
-        let collected = collect_output(&mut child, request.timeout);
-        if let Some(writer) = writer {
-            let _ = writer.join();
-        }
-        let Some(Finished {
-            status,
-            stdout,
-            stderr,
-        }) = collected.map_err(spawn_error)?
-        else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(ExecError::Timeout {
+        })?;
+        match finished.end {
+            End::Exited(status) => {
+                plugin_outcome(plugin, status, finished.stdout, &finished.stderr)
+            }
+            End::TimedOut => Err(ExecError::Timeout {
                 plugin,
                 seconds: request.timeout.as_secs(),
-            });
-        };
-        plugin_outcome(plugin, status, stdout, &stderr)
+            }),
+            End::OutputLimit(stream) => Err(ExecError::OutputTooLarge {
+                plugin,
+                stream: stream.name().to_owned(),
+                limit: self.output_limit,
+            }),
+        }
     }
 }
 
@@ -104,33 +166,37 @@ impl DelegateExec for ProcessExec {
     }
 }
 
-/// Set-up that runs in the forked child before it execs the plugin.
-mod child {
-    #![allow(unsafe_code)]
+/// [`ProcessExec`] on tokio's blocking thread pool, for a multi-threaded runtime (the
+/// daemon). Each call starts and reaps its plugin on one pool thread, so the plugin's
+/// parent-death signal fires only when the process dies, never when an idle pool
+/// thread retires.
+#[derive(Clone, Debug)]
+pub struct PooledExec {
+    inner: Arc<ProcessExec>,
+}
 
-    use std::os::unix::process::CommandExt;
-    use std::process::Command;
-
-    use nix::sys::signal::Signal;
-
-    /// Make the plugin die with multus: if multus is killed in the middle of an ADD, a
-    /// plugin still running must not go on attaching things after the runtime's DEL
-    /// has cleaned up. Only for processes spawned from a thread that lives as long as
-    /// the call, as in the thin plugin (the kernel signals on the spawning thread's exit).
-    pub(super) fn die_with_this_process(command: &mut Command) {
-        let parent = nix::unistd::getpid();
-        // SAFETY: the closure runs in the child between fork and exec. It calls only
-        // prctl(2) and getppid(2), both async-signal-safe, and allocates nothing.
-        unsafe {
-            command.pre_exec(move || {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-                // multus may have died before prctl took effect.
-                if nix::unistd::getppid() != parent {
-                    return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
-                }
-                Ok(())
-            });
+impl PooledExec {
+    /// Run `inner` on the blocking pool.
+    pub fn new(inner: ProcessExec) -> Self {
+        Self {
+            inner: Arc::new(inner),
         }
+    }
+}
+
+#[async_trait]
+impl DelegateExec for PooledExec {
+    async fn exec(&self, request: ExecRequest) -> Result<Vec<u8>, ExecError> {
+        let inner = self.inner.clone();
+        let plugin = request.plugin_type.clone();
+        tokio::task::spawn_blocking(move || inner.run(&request))
+            .await
+            .unwrap_or_else(|e| {
+                Err(ExecError::Spawn {
+                    plugin,
+                    reason: format!("the runner thread failed: {e}"),
+                })
+            })
     }
 }
 
@@ -184,131 +250,13 @@ fn floor_char_boundary(s: &str, max: usize) -> usize {
         .unwrap_or(0)
 }
 
-/// Stdin documents up to this size are written before reading the output; a plugin
-/// reads its config before printing anything, and the pipe buffer (64 KiB) holds it.
-const INLINE_STDIN_LIMIT: usize = 16 * 1024;
-
-/// Write the config to the child's stdin: inline when small, on a thread when large.
-fn feed_stdin(child: &mut Child, stdin: Vec<u8>) -> Option<JoinHandle<()>> {
-    let mut pipe = child.stdin.take()?;
-    if stdin.len() <= INLINE_STDIN_LIMIT {
-        // A plugin may exit without reading stdin; that is its answer, not our error.
-        let _ = pipe.write_all(&stdin);
-        return None;
-    }
-    Some(std::thread::spawn(move || {
-        let _ = pipe.write_all(&stdin);
-    }))
-}
-
-/// A child that exited, with everything it printed.
-struct Finished {
-    status: ExitStatus,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-}
-
-/// Read stdout and stderr until the child exits, on this thread (`poll`), within
-/// `timeout`. `Ok(None)` means the deadline passed with the child still running.
-///
-/// The child's exit is also checked between polls, so a plugin that leaves a
-/// background process holding its stdout open does not stall multus.
-fn collect_output(child: &mut Child, timeout: Duration) -> std::io::Result<Option<Finished>> {
-    let deadline = Instant::now() + timeout;
-    let mut stdout_pipe = child.stdout.take();
-    let mut stderr_pipe = child.stderr.take();
-    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    while stdout_pipe.is_some() || stderr_pipe.is_some() {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Ok(None);
-        }
-        let timeout =
-            PollTimeout::try_from(remaining.min(EXIT_CHECK_INTERVAL)).unwrap_or(PollTimeout::MAX);
-        let [stdout_ready, stderr_ready] = {
-            let open = [
-                stdout_pipe.as_ref().map(AsFd::as_fd),
-                stderr_pipe.as_ref().map(AsFd::as_fd),
-            ];
-            let indexes: Vec<usize> = (0..2).filter(|&i| open[i].is_some()).collect();
-            let mut fds: Vec<PollFd<'_>> = open
-                .iter()
-                .flatten()
-                .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
-                .collect();
-            match poll(&mut fds, timeout) {
-                // SIGCHLD (wait-timeout installs a handler for it) interrupts poll.
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-            let mut ready = [false; 2];
-            for (index, fd) in indexes.iter().zip(&fds) {
-                ready[*index] = is_ready(fd);
-            }
-            ready
-        };
-        if stdout_ready {
-            read_ready(&mut stdout_pipe, &mut stdout);
-        }
-        if stderr_ready {
-            read_ready(&mut stderr_pipe, &mut stderr);
-        }
-        if !stdout_ready && !stderr_ready && child.try_wait()?.is_some() {
-            drain_nonblocking(&mut stdout_pipe, &mut stdout);
-            drain_nonblocking(&mut stderr_pipe, &mut stderr);
-        }
-    }
-    let remaining = deadline.saturating_duration_since(Instant::now());
-    match child.wait_timeout(remaining)? {
-        Some(status) => Ok(Some(Finished {
-            status,
-            stdout,
-            stderr,
-        })),
-        None => Ok(None),
-    }
-}
-
-fn is_ready(fd: &PollFd<'_>) -> bool {
-    fd.revents()
-        .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR))
-}
-
-/// How often the child's exit is checked while its pipes stay open.
-const EXIT_CHECK_INTERVAL: Duration = Duration::from_millis(50);
-
-/// Read what a ready pipe holds; close it (set `None`) at end of file or error.
-fn read_ready<R: Read>(pipe: &mut Option<R>, buffer: &mut Vec<u8>) {
-    let Some(reader) = pipe.as_mut() else {
-        return;
-    };
-    let mut chunk = [0u8; 8192];
-    match reader.read(&mut chunk) {
-        Ok(0) | Err(_) => *pipe = None,
-        Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-    }
-}
-
-/// After the child exited: take whatever is still buffered without blocking.
-fn drain_nonblocking<R: Read + AsFd>(pipe: &mut Option<R>, buffer: &mut Vec<u8>) {
-    while let Some(reader) = pipe.as_ref() {
-        let mut fds = [PollFd::new(reader.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::ZERO) {
-            Ok(n) if n > 0 => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            _ => break,
-        }
-        read_ready(pipe, buffer);
-    }
-    *pipe = None;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use multus_core::request::Command as CniCommand;
     use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
+    use std::time::Duration;
 
     fn script(dir: &Path, name: &str, body: &str) {
         let path = dir.join(name);
@@ -435,5 +383,36 @@ mod tests {
         assert!(matches!(err, ExecError::NotFound { .. }));
         assert_eq!(find_plugin("../sh", &[PathBuf::from("/bin")]), None);
         assert_eq!(find_plugin("..", &[PathBuf::from("/bin")]), None);
+    }
+
+    #[test]
+    fn output_over_the_limit_fails_the_call() {
+        let dir = tempfile::tempdir().unwrap();
+        script(dir.path(), "loud", "cat >/dev/null; yes '{}'");
+        let err = ProcessExec::default()
+            .with_output_limit(1024 * 1024)
+            .run(&request(dir.path(), "loud"))
+            .unwrap_err();
+        assert!(
+            matches!(err, ExecError::OutputTooLarge { ref stream, limit: 1_048_576, .. } if stream == "stdout"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.cni_code(),
+            multus_core::cni::ErrorCode::DelegateFailed.code()
+        );
+    }
+
+    #[tokio::test]
+    async fn pooled_runs_on_the_blocking_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        script(dir.path(), "plugin", "cat >/dev/null; echo '{}'");
+        let pooled = PooledExec::new(ProcessExec::default());
+        let (a, b) = tokio::join!(
+            pooled.exec(request(dir.path(), "plugin")),
+            pooled.exec(request(dir.path(), "plugin"))
+        );
+        assert_eq!(a.unwrap(), b"{}\n");
+        assert_eq!(b.unwrap(), b"{}\n");
     }
 }

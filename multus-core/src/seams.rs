@@ -145,6 +145,18 @@ pub enum ExecError {
         /// What is wrong with the result.
         reason: String,
     },
+    /// The plugin printed more than multus keeps (stdout or stderr) and was killed.
+    #[error(
+        "plugin {plugin:?} printed more than {limit} bytes on {stream} and was killed; a CNI plugin prints one result document"
+    )]
+    OutputTooLarge {
+        /// The plugin type.
+        plugin: String,
+        /// `stdout` or `stderr`.
+        stream: String,
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// The plugin could not be started.
     #[error("plugin {plugin:?} could not be started: {reason}")]
     Spawn {

@@ -1,17 +1,16 @@
 //! Running a CNI plugin as a runtime does: an explicit environment (`env_clear`, the
 //! `CNI_*` variables and `PATH`), the configuration on stdin, stdout and stderr read to
-//! the end, a time limit that kills.
+//! the end (bounded), a time limit that kills the plugin's process group.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use multus_cni::exec::DEFAULT_OUTPUT_LIMIT;
+use multus_cni::exec::process::{self, End, Spawn};
 use multus_core::cni::{CniError, ErrorCode};
 use serde::Serialize;
 use serde_json::Value;
-use wait_timeout::ChildExt;
 
 use crate::error::{CtlError, one_line};
 
@@ -120,64 +119,50 @@ pub fn code_meaning(code: u32) -> String {
     )
 }
 
-/// Run one call to the end.
+/// Run one call to the end, through the runner the plugins use (explicit environment,
+/// process group killed at the time limit, bounded output, never stalled by a background
+/// process that keeps the plugin's stdout open).
 pub fn run(call: &Call) -> Result<Finished, CtlError> {
     // A bare name would be searched in PATH: run exactly the file named.
     let binary = std::path::absolute(&call.binary).unwrap_or_else(|_| call.binary.clone());
-    let mut child = Command::new(&binary)
-        .env_clear()
-        .envs(&call.env)
-        .env("PATH", PLUGIN_PATH_ENV)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            CtlError::Unreachable(format!(
-                "cannot run {}: {}; check the path and that it is executable",
-                call.binary.display(),
-                one_line(e)
-            ))
-        })?;
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
-    if let Some(mut stdin) = child.stdin.take() {
-        let bytes = call.stdin.clone();
-        // A plugin may answer without reading stdin (a bad environment, say).
-        std::thread::spawn(move || {
-            let _ = stdin.write_all(&bytes);
-        });
-    }
-    let waited = child.wait_timeout(call.timeout).map_err(|e| {
+    let env: Vec<(&str, &str)> = call
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain([("PATH", PLUGIN_PATH_ENV)])
+        .collect();
+    let finished = process::run(&Spawn {
+        binary: &binary,
+        env: &env,
+        stdin: &call.stdin,
+        timeout: call.timeout,
+        output_limit: DEFAULT_OUTPUT_LIMIT,
+        chroot: None,
+    })
+    .map_err(|e| {
         CtlError::Unreachable(format!(
-            "cannot wait for {}: {}",
+            "cannot run {}: {}; check the path and that it is executable",
             call.binary.display(),
             one_line(e)
         ))
     })?;
-    let (code, timed_out) = match waited {
-        Some(status) => (status.code(), false),
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            (None, true)
+    let mut stderr = String::from_utf8_lossy(&finished.stderr).into_owned();
+    let (code, timed_out) = match finished.end {
+        End::Exited(status) => (status.code(), false),
+        End::TimedOut => (None, true),
+        End::OutputLimit(stream) => {
+            stderr.push_str(&format!(
+                "\nmultus-ctl: the plugin printed more than {DEFAULT_OUTPUT_LIMIT} bytes on {} and was killed\n",
+                stream.name()
+            ));
+            (None, false)
         }
     };
     Ok(Finished {
         code,
         timed_out,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: String::from_utf8_lossy(&stderr.join().unwrap_or_default()).into_owned(),
-    })
-}
-
-fn drain<R: Read + Send + 'static>(reader: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        if let Some(mut reader) = reader {
-            let _ = reader.read_to_end(&mut bytes);
-        }
-        bytes
+        stdout: finished.stdout,
+        stderr,
     })
 }
 

@@ -409,27 +409,30 @@ STATUS)
 esac
 exit 0"#;
 
+/// `exec add|del|check` arguments for container `alive-1` of `default/web`.
+const EXEC_ARGS: [&str; 14] = [
+    "--conf",
+    "multus.conf",
+    "--multus",
+    "fake-multus",
+    "--netns",
+    "/proc/self/ns/net",
+    "--container-id",
+    "alive-1",
+    "--pod",
+    "default/web",
+    "--pod-uid",
+    "uid-web",
+    "--cni-path",
+    "/opt/cni/bin",
+];
+
 #[test]
 fn exec_drives_the_plugin_as_a_runtime_does() {
     let work = workdir();
     let dir = work.path();
     write_script(&dir.join("fake-multus"), FAKE_MULTUS);
-    let common = [
-        "--conf",
-        "multus.conf",
-        "--multus",
-        "fake-multus",
-        "--netns",
-        "/proc/self/ns/net",
-        "--container-id",
-        "alive-1",
-        "--pod",
-        "default/web",
-        "--pod-uid",
-        "uid-web",
-        "--cni-path",
-        "/opt/cni/bin",
-    ];
+    let common = EXEC_ARGS;
     let add: Vec<&str> = ["exec", "add"]
         .into_iter()
         .chain(common)
@@ -1554,4 +1557,31 @@ fn exec_through_the_shim() {
     .json();
     assert_eq!(report["shim"], false);
     assert_eq!(report["notes"], serde_json::json!([]));
+}
+
+/// A plugin that leaves a background process holding its stdout open: `exec` returns
+/// when the plugin exits, not when the background process does.
+#[test]
+fn exec_does_not_wait_for_a_background_process_holding_stdout() {
+    let work = workdir();
+    let dir = work.path();
+    write_script(
+        &dir.join("fake-multus"),
+        r#"cat >/dev/null
+sleep 30 &
+echo '{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"/proc/self/ns/net"}],"ips":[]}'"#,
+    );
+    let started = std::time::Instant::now();
+    let args: Vec<&str> = ["exec", "add"]
+        .into_iter()
+        .chain(EXEC_ARGS)
+        .chain(["-o", "json"])
+        .collect();
+    let run = ctl(dir, &args);
+    let elapsed = started.elapsed();
+    assert_eq!(run.json()["success"], true, "{}", run.stderr);
+    assert!(
+        elapsed < std::time::Duration::from_secs(10),
+        "exec waited {elapsed:?} for the plugin's background process"
+    );
 }

@@ -1,205 +1,38 @@
-//! Delegate plugins run as child processes of the daemon, on tokio: a time limit per
-//! call, the child killed when it is exceeded, and optionally `chroot(chrootDir)` in the
-//! child between fork and exec (upstream's "exec under chroot", for plugins that need
-//! host files). The daemon's own threads never change root.
-//!
-//! This is the one module of the daemon allowed `unsafe`: `pre_exec`.
+//! Delegate plugins run as child processes of the daemon through multus-cni's one
+//! runner ([`PooledExec`]: on tokio's blocking pool, a time limit that kills the
+//! plugin's whole process group, bounded output, the plugin dying with the daemon, and
+//! optionally `chroot(chrootDir)` in the child between fork and exec, upstream's "exec
+//! under chroot", for plugins that need host files). The daemon's own threads never
+//! change root. This module adds the per-plugin duration metric.
 
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
-use multus_cni::exec::{DEFAULT_PATH, find_plugin, plugin_outcome};
+use multus_cni::exec::{PooledExec, ProcessExec};
 use multus_core::seams::{DelegateExec, ExecError, ExecRequest};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::metrics::Metrics;
 
-/// After the plugin exited, how long its pipes may stay open (a background child of
-/// the plugin holding them) before what was read is taken as its output.
-const PIPE_GRACE: Duration = Duration::from_millis(200);
-/// Attempts to start a plugin whose binary is being replaced ("text file busy").
-const SPAWN_ATTEMPTS: u32 = 5;
-
-/// Runs delegate plugins on the tokio runtime.
+/// Runs delegate plugins for the daemon.
 #[derive(Clone, Debug)]
 pub struct TokioExec {
-    chroot: Option<Arc<std::ffi::CString>>,
-    path_env: String,
+    runner: PooledExec,
     metrics: Arc<Metrics>,
 }
 
 impl TokioExec {
     /// A runner; `chroot` is `chrootDir`.
     pub fn new(chroot: Option<PathBuf>, metrics: Arc<Metrics>) -> Result<Self, String> {
-        let chroot = match chroot {
-            None => None,
-            Some(dir) => {
-                use std::os::unix::ffi::OsStrExt;
-                let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
-                    .map_err(|_| format!("chrootDir {} contains a NUL byte", dir.display()))?;
-                Some(Arc::new(c))
-            }
-        };
+        let mut runner = ProcessExec::default();
+        if let Some(dir) = chroot {
+            runner = runner.with_chroot(&dir).map_err(|e| e.to_string())?;
+        }
         Ok(Self {
-            chroot,
-            path_env: std::env::var("PATH")
-                .ok()
-                .filter(|p| !p.is_empty())
-                .unwrap_or_else(|| DEFAULT_PATH.to_owned()),
+            runner: PooledExec::new(runner),
             metrics,
         })
-    }
-
-    fn command(
-        &self,
-        binary: &PathBuf,
-        request: &ExecRequest,
-        cni_path: &str,
-    ) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(binary);
-        command
-            .env_clear()
-            .env("CNI_COMMAND", request.command.as_str())
-            .env("CNI_CONTAINERID", &request.container_id)
-            .env("CNI_NETNS", &request.netns)
-            .env("CNI_IFNAME", &request.ifname)
-            .env("CNI_ARGS", &request.args)
-            .env("CNI_PATH", cni_path)
-            .env("PATH", &self.path_env)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        if let Some(root) = self.chroot.clone() {
-            // SAFETY: the closure runs in the child between fork and exec, where only
-            // async-signal-safe calls are allowed. It calls chroot(2) and chdir(2) (raw
-            // system calls) on a C string prepared before the fork, and reads errno via
-            // `last_os_error`: no allocation, no lock, no other state of the parent.
-            unsafe {
-                command.pre_exec(move || {
-                    if libc::chroot(root.as_ptr()) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    if libc::chdir(c"/".as_ptr()) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
-        command
-    }
-
-    async fn run(&self, request: &ExecRequest) -> Result<Vec<u8>, ExecError> {
-        let plugin = request.plugin_type.clone();
-        // As upstream: the binary is looked up in the daemon's own file system (the
-        // host's plugin directory is mounted at the same path), and run at that path
-        // inside the chroot.
-        let binary = find_plugin(&request.plugin_type, &request.search_path).ok_or_else(|| {
-            ExecError::NotFound {
-                plugin: plugin.clone(),
-                searched: request.search_path.clone(),
-            }
-        })?;
-        let cni_path = std::env::join_paths(&request.search_path)
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let spawn_error = |e: std::io::Error| ExecError::Spawn {
-            plugin: plugin.clone(),
-            reason: e.to_string(),
-        };
-        let mut attempt = 0;
-        let mut child = loop {
-            attempt += 1;
-            match self.command(&binary, request, &cni_path).spawn() {
-                Ok(child) => break child,
-                // The binary is being replaced (an installer copying it): a fresh
-                // command a moment later (upstream retried the spent one, in vain).
-                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempt < SPAWN_ATTEMPTS => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(e) => return Err(spawn_error(e)),
-            }
-        };
-        let stdin = child.stdin.take();
-        let input = request.stdin.clone();
-        let writer = tokio::spawn(async move {
-            if let Some(mut stdin) = stdin {
-                // A plugin may exit without reading its config; that is its answer.
-                let _ = stdin.write_all(&input).await;
-                let _ = stdin.shutdown().await;
-            }
-        });
-        let stdout = Captured::start(child.stdout.take());
-        let stderr = Captured::start(child.stderr.take());
-        let status = match tokio::time::timeout(request.timeout, child.wait()).await {
-            Ok(status) => status.map_err(spawn_error)?,
-            Err(_) => {
-                let _ = child.kill().await;
-                writer.abort();
-                return Err(ExecError::Timeout {
-                    plugin,
-                    seconds: request.timeout.as_secs(),
-                });
-            }
-        };
-        writer.abort();
-        let stdout = stdout.finish().await;
-        let stderr = stderr.finish().await;
-        plugin_outcome(plugin, status, stdout, &stderr)
-    }
-}
-
-/// A pipe read to its end on a task, into a buffer that stays readable if the pipe
-/// never ends.
-struct Captured {
-    buffer: Arc<Mutex<Vec<u8>>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Captured {
-    fn start<R: AsyncRead + Unpin + Send + 'static>(pipe: Option<R>) -> Self {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let task = pipe.map(|mut pipe| {
-            let buffer = buffer.clone();
-            tokio::spawn(async move {
-                let mut chunk = vec![0u8; 8192];
-                loop {
-                    match pipe.read(&mut chunk).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if let Ok(mut buffer) = buffer.lock() {
-                                buffer.extend_from_slice(&chunk[..n]);
-                            }
-                        }
-                    }
-                }
-            })
-        });
-        Self { buffer, task }
-    }
-
-    async fn finish(mut self) -> Vec<u8> {
-        if let Some(mut task) = self.task.take()
-            && tokio::time::timeout(PIPE_GRACE, &mut task).await.is_err()
-        {
-            task.abort();
-        }
-        self.buffer
-            .lock()
-            .map(|mut b| std::mem::take(&mut *b))
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Captured {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
     }
 }
 
@@ -207,10 +40,13 @@ impl Drop for Captured {
 impl DelegateExec for TokioExec {
     async fn exec(&self, request: ExecRequest) -> Result<Vec<u8>, ExecError> {
         let started = Instant::now();
-        let result = self.run(&request).await;
+        let plugin = request.plugin_type.clone();
+        let result = self.runner.exec(request).await;
+        // A type that is not installed is user input, not a plugin: it is counted under
+        // one bounded label (see `Metrics::delegate_exec`).
         let installed = !matches!(result, Err(ExecError::NotFound { .. }));
         self.metrics
-            .delegate_exec(&request.plugin_type, installed, started.elapsed());
+            .delegate_exec(&plugin, installed, started.elapsed());
         result
     }
 }
@@ -221,6 +57,7 @@ mod tests {
     use multus_core::request::Command as CniCommand;
     use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
+    use std::time::Duration;
 
     fn script(dir: &Path, name: &str, body: &str) {
         let path = dir.join(name);

@@ -12,9 +12,10 @@
 
 use multus_core::cni::{CniError, CniResult, CniVersion, ErrorCode};
 use multus_core::delegate::DelegateConfig;
-use multus_core::plan::base_cni_args;
+use multus_core::engine::Invoker;
+use multus_core::plan::{PlannedDelegate, base_cni_args};
 use multus_core::request::{CniRequest, Command};
-use multus_core::seams::{DelegateExec, ExecError, ExecRequest};
+use multus_core::seams::ExecError;
 use multus_shim::api::{InterfaceAttributes, Request};
 use serde_json::{Map, Value};
 
@@ -50,48 +51,18 @@ pub async fn serve(daemon: &Daemon, request: Request) -> Result<Option<Value>, C
         None => config,
     };
     let runtime_config = runtime_config(&config, &attributes);
-    let mut args = base_cni_args(&cni);
-    if command == Command::Add {
-        if let Some(mac) = &attributes.mac {
-            args.push("MAC", mac.clone());
-        }
-        if !attributes.ips.is_empty() {
-            args.push("IP", attributes.ips.join(","));
-        }
+    let base_args = base_cni_args(&cni);
+    let mut args = base_args.clone();
+    if let Some(mac) = &attributes.mac {
+        args.push("MAC", mac.clone());
+    }
+    if !attributes.ips.is_empty() {
+        args.push("IP", attributes.ips.join(","));
     }
     let mut search_path = vec![daemon.config.bin_dir.clone()];
     search_path.extend(cni.path.iter().map(std::path::PathBuf::from));
-    let label = format!("[{}/{}:{}]", cni.pod.namespace, cni.pod.name, config.name());
-    let call = |plugin_type: &str, stdin: Vec<u8>| {
-        let per_sandbox = command != Command::Status;
-        ExecRequest {
-            plugin_type: plugin_type.to_owned(),
-            command,
-            container_id: if per_sandbox {
-                cni.container_id.clone()
-            } else {
-                String::new()
-            },
-            netns: if per_sandbox {
-                cni.netns.clone()
-            } else {
-                String::new()
-            },
-            ifname: if per_sandbox {
-                cni.ifname.clone()
-            } else {
-                String::new()
-            },
-            args: if per_sandbox {
-                args.to_string()
-            } else {
-                String::new()
-            },
-            search_path: search_path.clone(),
-            stdin,
-            timeout: daemon.config.delegate_timeout,
-        }
-    };
+    let network = config.name().to_owned();
+    let label = format!("[{}/{}:{network}]", cni.pod.namespace, cni.pod.name);
     let failed = |e: ExecError| CniError {
         cni_version: String::new(),
         code: e.cni_code(),
@@ -108,77 +79,59 @@ pub async fn serve(daemon: &Daemon, request: Request) -> Result<Option<Value>, C
             } else {
                 "to"
             },
-            config.name(),
+            network,
             cni.ifname
         ),
         details: String::new(),
     };
-    let types = config.plugin_types();
+    // The engine's conflist loop runs the plugins; the request is one delegate.
+    let invoker = Invoker {
+        exec: &daemon.exec,
+        container_id: cni.container_id.clone(),
+        netns: cni.netns.clone(),
+        search_path,
+        timeout: daemon.config.delegate_timeout,
+    };
+    let prev = prev_result(&request.config);
+    let fallback = config.cni_version().unwrap_or(CniVersion::V1_0_0);
+    let delegate = PlannedDelegate {
+        network: network.clone(),
+        ifname: cni.ifname.clone(),
+        cluster_network: false,
+        runtime_config,
+        cni_args: base_args.to_string(),
+        add_cni_args: args.to_string(),
+        default_route: None,
+        resource_name: None,
+        auxiliary: false,
+        config,
+    };
     match command {
         Command::Add => {
-            let mut prev: Option<Value> = None;
-            for (index, plugin_type) in types.iter().enumerate() {
-                let stdin = config.plugin_stdin(index, &runtime_config, prev.as_ref());
-                let out = daemon
-                    .exec
-                    .exec(call(plugin_type, stdin))
-                    .await
-                    .map_err(failed)?;
-                let value: Value = serde_json::from_slice(&out).map_err(|e| {
-                    failed(ExecError::Crashed {
-                        plugin: (*plugin_type).to_owned(),
-                        status: "exit 0".into(),
-                        stderr: format!("result is not JSON: {e}"),
-                    })
-                })?;
-                prev = Some(value);
-            }
-            let fallback = config.cni_version().unwrap_or(CniVersion::V1_0_0);
-            let result =
-                CniResult::from_value(&prev.unwrap_or(Value::Null), fallback).map_err(|e| {
-                    error(
-                        ErrorCode::DecodeFailure,
-                        format!("{label}: delegate result: {e}"),
-                    )
-                })?;
+            let last = invoker.add(&delegate).await.map_err(failed)?;
+            let result = CniResult::from_value(&last, fallback).map_err(|e| {
+                error(
+                    ErrorCode::DecodeFailure,
+                    format!("{label}: delegate result: {e}"),
+                )
+            })?;
             Ok(Some(result.to_value(CniVersion::V1_0_0)))
         }
-        Command::Del => {
-            // Every plugin is tried, in reverse; the first failure is reported.
-            let prev = prev_result(&request.config);
-            let mut first = None;
-            for (index, plugin_type) in types.iter().enumerate().rev() {
-                let stdin = config.plugin_stdin(index, &runtime_config, prev.as_ref());
-                if let Err(e) = daemon.exec.exec(call(plugin_type, stdin)).await {
-                    tracing::warn!(plugin = plugin_type, error = %e, "hot-plug DEL failed");
-                    first.get_or_insert(e);
-                }
-            }
-            first.map_or(Ok(None), |e| Err(failed(e)))
-        }
-        Command::Check => {
-            let prev = prev_result(&request.config);
-            for (index, plugin_type) in types.iter().enumerate() {
-                let stdin = config.plugin_stdin(index, &runtime_config, prev.as_ref());
-                daemon
-                    .exec
-                    .exec(call(plugin_type, stdin))
-                    .await
-                    .map_err(failed)?;
-            }
-            Ok(None)
-        }
-        _ => {
-            for (index, plugin_type) in types.iter().enumerate() {
-                let stdin = config.plugin_stdin(index, &Map::new(), None);
-                daemon
-                    .exec
-                    .exec(call(plugin_type, stdin))
-                    .await
-                    .map_err(failed)?;
-            }
-            Ok(None)
-        }
+        Command::Del => invoker
+            .del(&delegate, prev.as_ref())
+            .await
+            .map(|()| None)
+            .map_err(failed),
+        Command::Check => invoker
+            .check_with(&delegate, prev.as_ref())
+            .await
+            .map(|()| None)
+            .map_err(failed),
+        _ => invoker
+            .status(&delegate.config)
+            .await
+            .map(|()| None)
+            .map_err(failed),
     }
 }
 

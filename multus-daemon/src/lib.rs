@@ -4,9 +4,11 @@
 //! ([`server`]) to `multus-shim` and runs every CNI request through the same engine as
 //! the thin plugin (`multus_core::engine::Engine`), over daemon implementations of the
 //! seams: watch-backed caches of this node's pods and of NADs ([`cache`]), delegates
-//! run on tokio with a timeout and optional chroot ([`exec`]), and the node-side state
+//! run through multus-cni's process runner on the blocking pool, with a timeout and
+//! optional chroot ([`exec`]), and the node-side state
 //! store and namespace inspection moved off the async workers ([`blocking`]). It bounds
-//! its work ([`admission`]), owns `00-multus.conf` ([`confmgr`]), exports Prometheus
+//! its work ([`admission`]) and its connections ([`connections`]), owns
+//! `00-multus.conf` ([`confmgr`]), exports Prometheus
 //! metrics ([`metrics`]) and shuts down gracefully.
 #![deny(unsafe_code)]
 
@@ -15,7 +17,7 @@ pub mod blocking;
 pub mod cache;
 pub mod config;
 pub mod confmgr;
-#[allow(unsafe_code)]
+pub mod connections;
 pub mod exec;
 pub mod hotplug;
 pub mod listener;
@@ -79,6 +81,8 @@ pub async fn run(config: DaemonConfig) -> Result<(), String> {
     if let Some(path) = &config.readiness_indicator_file {
         wait_for_readiness_file(path).await?;
     }
+    let connection_limit =
+        connections::connection_limit(config.connection_limit, connections::raise_fd_limit());
     let metrics = Metrics::new();
     let (listener, socket) = listener::bind(&config.socket_dir)?;
     let caches = match api_source(&config) {
@@ -153,27 +157,25 @@ pub async fn run(config: DaemonConfig) -> Result<(), String> {
     // On SIGTERM: /readyz answers 500 and new or queued CNI requests 503 (try again
     // later) while the running ones finish (also those whose client went away); then
     // the socket closes.
-    let served = axum::serve(
-        listener::LimitedListener::new(listener, config.connection_limit),
+    connections::serve(
+        listener,
         server::router(daemon.clone()),
+        connection_limit,
+        async move {
+            confmgr::stopped(&mut stop).await;
+            if tokio::time::timeout(server::DRAIN_LIMIT, draining.admission.drain())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "in-flight requests did not finish within {:?}",
+                    server::DRAIN_LIMIT
+                );
+            }
+            tracing::info!("in-flight requests finished; closing the socket");
+        },
     )
-    .with_graceful_shutdown(async move {
-        confmgr::stopped(&mut stop).await;
-        if tokio::time::timeout(server::DRAIN_LIMIT, draining.admission.drain())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "in-flight requests did not finish within {:?}",
-                server::DRAIN_LIMIT
-            );
-        }
-        tracing::info!("in-flight requests finished; closing the socket");
-    })
     .await;
-    if let Err(e) = served {
-        tracing::error!(error = %e, "serving the socket failed");
-    }
     let _ = std::fs::remove_file(&socket);
     let _ = manager.await;
     if let Some(task) = metrics_server {

@@ -1,18 +1,12 @@
 //! The daemon's unix socket: its directory checked and made 0700, a stale socket
-//! removed (never anything else), the socket 0600; and the listener that honours
-//! `connectionLimit` (at most that many connections accepted at once; the others wait
-//! in the kernel's backlog, as upstream's `LimitListener`).
+//! removed (never anything else), the socket 0600. Its connections are served by
+//! [`crate::connections`].
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::net::UnixListener;
 
 /// Prepare `<dir>/multus.sock` and listen on it.
 ///
@@ -71,103 +65,6 @@ pub fn bind(dir: &Path) -> Result<(UnixListener, PathBuf), String> {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| format!("cannot set the mode of {}: {e}", path.display()))?;
     Ok((listener, path))
-}
-
-/// A unix listener accepting at most `limit` connections at once.
-#[derive(Debug)]
-pub struct LimitedListener {
-    inner: UnixListener,
-    limit: Option<Arc<Semaphore>>,
-}
-
-impl LimitedListener {
-    /// Wrap `inner`; `None` is no limit.
-    pub fn new(inner: UnixListener, limit: Option<usize>) -> Self {
-        Self {
-            inner,
-            limit: limit.map(|n| Arc::new(Semaphore::new(n.max(1)))),
-        }
-    }
-}
-
-impl axum::serve::Listener for LimitedListener {
-    type Io = LimitedStream;
-    type Addr = tokio::net::unix::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let permit = match &self.limit {
-            Some(limit) => limit.clone().acquire_owned().await.ok(),
-            None => None,
-        };
-        loop {
-            match self.inner.accept().await {
-                Ok((stream, addr)) => {
-                    return (
-                        LimitedStream {
-                            stream,
-                            _permit: permit,
-                        },
-                        addr,
-                    );
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.inner.local_addr()
-    }
-}
-
-/// An accepted connection; it frees its place under `connectionLimit` when dropped.
-#[derive(Debug)]
-pub struct LimitedStream {
-    stream: UnixStream,
-    _permit: Option<OwnedSemaphorePermit>,
-}
-
-impl AsyncRead for LimitedStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for LimitedStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
 }
 
 #[cfg(test)]

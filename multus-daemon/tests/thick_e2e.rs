@@ -297,6 +297,26 @@ fn delegate_hot_plug_into_a_running_pod() {
     );
     assert!(pod.netns.link("eth0").is_some());
 
+    // DEL runs the engine's conflist loop: every plugin in reverse, and a plugin that
+    // failed is reported before a binary that is missing.
+    thick.h.dirs.install_script(
+        "delfail",
+        r#"cat >/dev/null; echo '{"cniVersion":"1.0.0","code":999,"msg":"del failed here"}'; exit 1"#,
+    );
+    let list = json!({"cniVersion": version, "name": "hotlist", "plugins": [
+        {"type": "delfail"}, {"type": "doesnotexist"}
+    ]});
+    let (status, body) = upstream_post(
+        &thick.socket(),
+        "/delegate",
+        &pairs(&env),
+        list.to_string().as_bytes(),
+        "",
+    );
+    assert_ne!(status, 200, "{body}");
+    assert!(body.contains("del failed here"), "{body}");
+    assert!(!body.contains("failed to find plugin"), "{body}");
+
     // GC is not a hot-plug command.
     let env = cni_env("GC", &pod, "net5");
     let (status, body) = upstream_post(

@@ -266,21 +266,34 @@ fn daemon_killed_mid_add_then_del_after_restart_leaks_nothing() {
     let conf = plugin_stdin(&thick.wait_generated("00-multus.conf", |_| true));
     let pod = thick.h.sandbox();
     let running = thick.shim.spawn(thick.shim.call("ADD", &pod, &conf));
-    let marker_dir = thick.h.dirs.record_file().parent().unwrap().to_owned();
+    let marker = multus_integration_tests::recording::in_flight_marker(
+        &thick.h.dirs.record_file(),
+        "ADD",
+        &pod.container_id,
+        "eth0",
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_dir(&marker_dir)
-        .unwrap()
-        .filter_map(Result::ok)
-        .any(|e| e.file_name().to_string_lossy().contains("in-flight"))
-    {
+    let delegate_pid: u32 = loop {
+        if let Some(pid) = std::fs::read_to_string(&marker)
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+        {
+            break pid;
+        }
         assert!(Instant::now() < deadline, "the slow plugin never started");
         std::thread::sleep(Duration::from_millis(10));
-    }
+    };
     let mut daemon = thick.daemon.take().unwrap();
     let pid = nix::unistd::Pid::from_raw(i32::try_from(daemon.pid()).unwrap());
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
     daemon.wait(Duration::from_secs(10));
     drop(daemon);
+    // The in-flight delegate died with the daemon, long before its sleep would end.
+    fixtures::assert_gone_within(
+        delegate_pid,
+        Duration::from_millis(1500),
+        "the delegate, after its daemon was killed",
+    );
     let out = running.wait();
     out.error_with_code(11);
 

@@ -80,6 +80,17 @@ impl TestDirs {
             .expect("cannot link cni-recorder into the test binDir");
     }
 
+    /// Install a `/bin/sh` script as plugin type `plugin_type` in
+    /// [`TestDirs::bin_dir`] (hostile or odd plugins).
+    pub fn install_script(&self, plugin_type: &str, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.bin_dir().join(plugin_type);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n"))
+            .expect("cannot write a script plugin");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .expect("cannot make the script plugin executable");
+    }
+
     /// Make the built `passthru` plugin available in [`TestDirs::bin_dir`] (the auxiliary
     /// CNI chain's first plugin).
     pub fn install_passthru(&self) {
@@ -452,4 +463,71 @@ pub fn assert_released(node: &Node, dirs: &TestDirs, pods: &[&Netns]) {
     }
     let leases = dirs.leases();
     assert!(leases.is_empty(), "host-local leases leaked: {leases:?}");
+}
+
+/// Whether process `pid` is gone (or a zombie nobody reaped yet).
+pub fn process_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
+    }
+}
+
+/// Body of a script plugin that, for ADD, forks a grandchild (its pid written to
+/// `pid_file`) and then hangs; other commands succeed.
+pub fn hanging_forker_script(pid_file: &Path) -> String {
+    format!(
+        "cat >/dev/null\n[ \"$CNI_COMMAND\" = ADD ] || exit 0\nsleep 120 >/dev/null 2>&1 </dev/null &\necho $! > {}\nsleep 120",
+        pid_file.display()
+    )
+}
+
+/// Body of a script plugin that, for ADD, prints `bytes` bytes on stdout (stderr with
+/// `to_stderr`) and fails; other commands succeed quietly.
+pub fn loud_script(bytes: u64, to_stderr: bool) -> String {
+    let redirect = if to_stderr { " >&2" } else { "" };
+    format!(
+        "cat >/dev/null\n[ \"$CNI_COMMAND\" = ADD ] || exit 0\nhead -c {bytes} /dev/zero{redirect}\nexit 1"
+    )
+}
+
+/// The grandchild that [`hanging_forker_script`] recorded is gone within 5 s.
+#[track_caller]
+pub fn assert_grandchild_gone(pid_file: &Path) {
+    let grandchild: u32 = std::fs::read_to_string(pid_file)
+        .expect("the plugin wrote its grandchild's pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    assert_gone_within(
+        grandchild,
+        std::time::Duration::from_secs(5),
+        "the delegate's grandchild, after the timeout",
+    );
+}
+
+/// Wait up to `limit` for process `pid` to be gone; panics naming `what` if it is not.
+#[track_caller]
+pub fn assert_gone_within(pid: u32, limit: std::time::Duration, what: &str) {
+    let deadline = std::time::Instant::now() + limit;
+    while !process_gone(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} (pid {pid}) is still running after {limit:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Peak resident memory (`VmHWM`, KiB) of a running process; `None` once it exited.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
 }

@@ -23,7 +23,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use multus_integration_tests::fixtures::recorder_conf;
+use multus_integration_tests::fixtures::{process_gone, recorder_conf};
 use multus_integration_tests::recording::{in_flight_marker, read_records, summaries};
 use multus_integration_tests::{BRIDGE_NAD, Harness};
 use serde_json::json;
@@ -47,18 +47,6 @@ fn wait_for_file(path: &Path, timeout: Duration) -> String {
             path.display()
         );
         std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Whether `pid` is gone (or a zombie nobody reaped yet).
-fn is_dead(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .and_then(|rest| rest.split_whitespace().next())
-            .is_some_and(|state| state == "Z" || state == "X"),
     }
 }
 
@@ -90,7 +78,7 @@ fn sigkill_during_add_then_del_releases_everything_and_leaves_no_stale_lock() {
     let killed = add.wait();
     assert_eq!(killed.code, -1, "killed by a signal:\n{killed:?}");
     assert!(killed.stdout.is_empty(), "{killed:?}");
-    assert!(is_dead(multus_pid));
+    assert!(process_gone(multus_pid));
 
     // Half attached: both bridges, their leases, and a record in phase `adding`.
     assert_eq!(pod.netns.link_names(), ["eth0", "lo", "net1"]);
@@ -104,7 +92,7 @@ fn sigkill_during_add_then_del_releases_everything_and_leaves_no_stale_lock() {
 
     // The delegate died with multus, long before its sleep would have ended.
     let deadline = Instant::now() + Duration::from_millis(SLEEP_MS / 2);
-    while !is_dead(delegate_pid) {
+    while !process_gone(delegate_pid) {
         assert!(
             Instant::now() < deadline,
             "the recorder {delegate_pid} outlived the multus that started it"

@@ -14,13 +14,31 @@ use crate::plan::PlannedDelegate;
 use crate::request::Command;
 use crate::seams::{DelegateExec, ExecError, ExecRequest};
 
-/// Calls delegate plugins for one sandbox (or, for STATUS and GC, for none).
-pub(crate) struct Invoker<'a> {
+/// Calls delegate plugins for one sandbox (or, for STATUS and GC, for none): the one
+/// conflist ADD/DEL/CHECK loop, used by the engine and by the daemon's hot-plug.
+#[derive(Clone)]
+pub struct Invoker<'a> {
+    /// Runs each plugin.
     pub exec: &'a dyn DelegateExec,
+    /// `CNI_CONTAINERID` (cleared for STATUS and GC).
     pub container_id: String,
+    /// `CNI_NETNS` (cleared for STATUS and GC).
     pub netns: String,
+    /// Where plugins are looked up, also `CNI_PATH`.
     pub search_path: Vec<PathBuf>,
+    /// Time limit per plugin call.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for Invoker<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invoker")
+            .field("container_id", &self.container_id)
+            .field("netns", &self.netns)
+            .field("search_path", &self.search_path)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Invoker<'_> {
@@ -91,10 +109,19 @@ impl Invoker<'_> {
 
     /// CHECK: run the plugins in order with the cached result as `prevResult`.
     pub async fn check(&self, delegate: &PlannedDelegate, cached: &Value) -> Result<(), ExecError> {
+        self.check_with(delegate, Some(cached)).await
+    }
+
+    /// CHECK with an optional `prevResult` (hot-plug passes the caller's, if any).
+    pub async fn check_with(
+        &self,
+        delegate: &PlannedDelegate,
+        prev: Option<&Value>,
+    ) -> Result<(), ExecError> {
         for (index, plugin_type) in delegate.config.plugin_types().into_iter().enumerate() {
             let stdin = delegate
                 .config
-                .plugin_stdin(index, &delegate.runtime_config, Some(cached));
+                .plugin_stdin(index, &delegate.runtime_config, prev);
             self.call_for(
                 plugin_type,
                 Command::Check,

@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use error::{AttachmentReport, DelegateFailure, MultusError};
-use invoke::Invoker;
+pub use invoke::Invoker;
 
 use crate::cni::{CniResult, CniVersion};
 use crate::config::{MultusConf, PodAnnotationsSource};

@@ -27,14 +27,15 @@ pub fn cni_env(
     cni_args: &str,
     cni_path: &str,
 ) -> BTreeMap<String, String> {
-    [
-        ("CNI_COMMAND", command),
-        ("CNI_CONTAINERID", container_id),
-        ("CNI_NETNS", netns),
-        ("CNI_IFNAME", ifname),
-        ("CNI_ARGS", cni_args),
-        ("CNI_PATH", cni_path),
-    ]
+    multus_cni::exec::CniEnv {
+        command,
+        container_id,
+        netns,
+        ifname,
+        args: cni_args,
+        path: cni_path,
+    }
+    .vars()
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect()

@@ -112,6 +112,8 @@ pub struct Thick {
     pub root: tempfile::TempDir,
     /// The daemon configuration written at the next start.
     pub config: Value,
+    /// `(soft, hard)` open file limits the daemon starts with (default: the test's).
+    pub fd_limit: Option<(u64, u64)>,
 }
 
 impl Thick {
@@ -156,6 +158,7 @@ impl Thick {
             shim,
             root,
             config,
+            fd_limit: None,
         }
     }
 
@@ -224,7 +227,16 @@ impl Thick {
         ];
         args.extend(extra_args.iter().map(|a| (*a).to_owned()));
         let log_file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(&Binaries::get().ip)
+        let mut command = Command::new(&Binaries::get().ip);
+        if let Some((soft, hard)) = self.fd_limit {
+            // A shell lowers the limits and execs `ip netns exec ... multus-daemon`.
+            command = Command::new("/bin/sh");
+            command.arg("-c").arg(format!(
+                "ulimit -Sn {soft} && ulimit -Hn {hard} && exec \"$0\" \"$@\""
+            ));
+            command.arg(&Binaries::get().ip);
+        }
+        let child = command
             .args(&args)
             .env_clear()
             .env("PATH", SYSTEM_PATH)
