@@ -232,6 +232,7 @@ mod tests {
             phase: Phase::Added,
             attachments: vec![],
             network_status: vec![],
+            multus_network: None,
         }
     }
 

@@ -137,7 +137,8 @@ pub struct MultusConf {
     /// `io.kubernetes.cri.pod-annotations` when it passed them, and skip the pod GET
     /// (multus-rs `trustRuntimeAnnotations`).
     pub trust_runtime_annotations: bool,
-    /// GC only: the attachments the runtime still uses (`cni.dev/valid-attachments`).
+    /// GC only: the attachments the runtime still uses (`cni.dev/valid-attachments`,
+    /// or libcni's legacy `cni.dev/attachments` when that is absent).
     pub valid_attachments: Vec<ValidAttachment>,
 }
 
@@ -211,14 +212,17 @@ struct RawConf {
     readiness_indicator_timeout_seconds: Option<f64>,
     #[serde(default)]
     trust_runtime_annotations: bool,
-    #[serde(default, rename = "cni.dev/valid-attachments")]
-    valid_attachments: Vec<ValidAttachment>,
+    #[serde(rename = "cni.dev/valid-attachments")]
+    valid_attachments: Option<Vec<ValidAttachment>>,
+    /// libcni's legacy name of `cni.dev/valid-attachments`, read when that is absent.
+    #[serde(rename = "cni.dev/attachments")]
+    legacy_attachments: Option<Vec<ValidAttachment>>,
     #[serde(flatten)]
     unknown: Map<String, Value>,
 }
 
 /// Keys a runtime or chaining may add that multus reads elsewhere or on purpose ignores.
-const TOLERATED_KEYS: &[&str] = &["prevResult", "args", "ipam", "dns", "cni.dev/attachments"];
+const TOLERATED_KEYS: &[&str] = &["prevResult", "args", "ipam", "dns"];
 
 impl MultusConf {
     /// Parse the configuration the runtime passed on stdin.
@@ -307,7 +311,10 @@ impl MultusConf {
                 DEFAULT_READINESS_TIMEOUT_SECS,
             ),
             trust_runtime_annotations: raw.trust_runtime_annotations,
-            valid_attachments: raw.valid_attachments,
+            valid_attachments: raw
+                .valid_attachments
+                .or(raw.legacy_attachments)
+                .unwrap_or_default(),
         })
     }
 

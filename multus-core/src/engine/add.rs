@@ -86,6 +86,11 @@ impl Engine<'_> {
                 return Err(e);
             }
         };
+        plan.check_network_names()
+            .map_err(|source| MultusError::Plan {
+                pod: self.request.pod.clone(),
+                source: Box::new(source),
+            })?;
         self.ensure_ifnames_free(&plan).await?;
         Ok(Some(plan))
     }
@@ -160,6 +165,7 @@ impl Engine<'_> {
                 })
                 .collect(),
             network_status: Vec::new(),
+            multus_network: Some(self.conf.name.clone()),
         }
     }
 
