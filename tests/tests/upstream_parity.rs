@@ -20,19 +20,12 @@ use std::collections::BTreeMap;
 
 use multus_integration_tests::Harness;
 use multus_integration_tests::fixtures::{MultusConfig, recorder_conf};
-use multus_integration_tests::recording::{Record, read_records, summaries};
+use multus_integration_tests::recording::{Record, find_call as find, read_records, summaries};
 use multus_integration_tests::runtime::CniCall;
 use serde_json::{Value, json};
 
 fn records(h: &Harness) -> Vec<Record> {
     read_records(&h.dirs.record_file())
-}
-
-fn find<'a>(records: &'a [Record], command: &str, tag: &str) -> &'a Record {
-    records
-        .iter()
-        .find(|r| r.command == command && r.tag() == tag)
-        .unwrap_or_else(|| panic!("no {command} {tag} in {:?}", summaries(records)))
 }
 
 /// A recorder NAD `default/<name>` at `version` with `extra` keys.
