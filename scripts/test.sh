@@ -8,10 +8,17 @@ cd "$repo"
 
 [[ $(id -u) == 0 ]] || { echo "test: needs root (network namespaces)" >&2; exit 1; }
 ./scripts/install-prereqs.sh
+# containerd, runc, podman, busybox-static and the Python CRI client of the runtime tests.
+./scripts/install-runtimes.sh
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
+echo "==> cargo deny (licences, duplicate versions, sources; see deny.toml)"
+command -v cargo-deny >/dev/null || cargo install --locked --quiet cargo-deny
+cargo deny check licenses bans sources
+echo "==> cargo doc (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "==> building binaries"

@@ -47,8 +47,9 @@ pub fn run(env: &BTreeMap<String, String>, stdin: Vec<u8>) -> Outcome {
     match result {
         Ok(stdout) => Outcome::success(stdout),
         Err(e) => {
-            tracing::error!(command = %request.command, container = %request.container_id, error = %e, "CNI request failed");
-            Outcome::error(e.to_cni_error(version))
+            let error = e.to_cni_error(version);
+            tracing::error!(command = %request.command, container = %request.container_id, error = %e, details = %error.details, "CNI request failed");
+            Outcome::error(error)
         }
     }
 }

@@ -2,8 +2,7 @@
 
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -11,11 +10,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use multus_core::cni::CniError;
 use multus_core::seams::{DelegateExec, ExecError, ExecRequest};
+use multus_host::is_executable;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use wait_timeout::ChildExt;
 
 /// `PATH` given to plugins when multus itself has none.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub use multus_host::DEFAULT_PATH;
 /// How much of a failing plugin's stderr is kept in the error.
 const STDERR_LIMIT: usize = 4096;
 
@@ -174,10 +174,6 @@ pub fn find_plugin(plugin_type: &str, search_path: &[PathBuf]) -> Option<PathBuf
         .find(|candidate| is_executable(candidate))
 }
 
-fn is_executable(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
 fn floor_char_boundary(s: &str, max: usize) -> usize {
     if s.len() <= max {
         return s.len();
@@ -311,6 +307,8 @@ fn drain_nonblocking<R: Read + AsFd>(pipe: &mut Option<R>, buffer: &mut Vec<u8>)
 mod tests {
     use super::*;
     use multus_core::request::Command as CniCommand;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
 
     fn script(dir: &Path, name: &str, body: &str) {
         let path = dir.join(name);

@@ -1,12 +1,27 @@
-//! Per-sandbox state on disk: `<cniDir>/sandboxes/<containerID>.json`, written atomically
-//! (temp file, fsync, rename) and guarded by an `flock` on `<containerID>.lock`.
+//! Per-sandbox state on disk: `<cniDir>/sandboxes/<containerID>.json`, written with the
+//! one atomic writer ([`multus_host::atomic`]) and guarded by an `flock` on
+//! `<containerID>.lock`.
+//!
+//! - The directory is owner-only (`0700`); an existing one that others can write is
+//!   tightened with a WARN ([`multus_host::dir::secure_dir`]).
+//! - Lock files and records are opened with `O_NOFOLLOW`: a symlink planted at their path
+//!   is never followed (a planted lock-file symlink is removed, with a WARN).
+//! - A lock file lives only while a process holds or waits for it: the holder unlinks
+//!   it before releasing the lock, and a waiter that then gets a lock on the unlinked
+//!   inode sees that the path no longer names it and starts again. So no `.lock` file
+//!   outlives its sandbox, whatever the outcome of the request.
+//! - A container ID whose record name would exceed `NAME_MAX` cannot be stored: saving
+//!   its record fails ([`StateError::Unstorable`], ADD refused before any delegate ran),
+//!   while loading and removing find nothing (DEL succeeds).
+//! - On a read-only directory, the lock degrades to none (nothing can be written, so
+//!   nothing to protect) and removing an absent record succeeds: DEL of a container that
+//!   was never added does not fail.
 //!
 //! `flock` locks die with the process that holds them, so a multus killed mid-ADD never
-//! leaves a stale lock behind.
+//! leaves a held lock behind.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -14,10 +29,18 @@ use async_trait::async_trait;
 use multus_core::request::is_valid_container_id;
 use multus_core::seams::{StateError, StateLock, StateStore};
 use multus_core::state::SandboxState;
+use multus_host::NAME_MAX;
+use multus_host::open::{is_symlink_refusal, open_lock_file, read_nofollow};
 use nix::fcntl::{Flock, FlockArg};
 
 /// Subdirectory of `cniDir` holding the records.
 pub const SANDBOX_DIR: &str = "sandboxes";
+
+/// Extension of record files.
+const RECORD_SUFFIX: &str = ".json";
+
+/// The longest container ID (in bytes) whose record `<id>.json` fits in a file name.
+pub const MAX_CONTAINER_ID_BYTES: usize = NAME_MAX - RECORD_SUFFIX.len();
 
 /// The on-disk state store.
 #[derive(Clone, Debug)]
@@ -25,13 +48,43 @@ pub struct FileStateStore {
     dir: PathBuf,
 }
 
-/// An exclusive lock on one container's record.
+/// An exclusive lock on one container's record. Dropping it removes the lock file, then
+/// releases the lock.
 #[derive(Debug)]
 pub struct FileLock {
-    _lock: Flock<File>,
+    held: Option<(PathBuf, Flock<File>)>,
+}
+
+impl FileLock {
+    /// No lock: for a container nothing can be stored for (an ID too long, a read-only
+    /// directory), so no concurrent request can write anything of it either.
+    fn none() -> Self {
+        Self { held: None }
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        if let Some((path, lock)) = self.held.take() {
+            // Unlinked while still held: waiters on this inode re-check and retry.
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "could not remove the lock file");
+                }
+            }
+            drop(lock);
+        }
+    }
 }
 
 impl StateLock for FileLock {}
+
+/// Whether `error` says the file system is mounted read-only.
+fn is_read_only(error: &std::io::Error) -> bool {
+    error.raw_os_error() == Some(nix::libc::EROFS)
+}
 
 impl FileStateStore {
     /// A store under `<cni_dir>/sandboxes`.
@@ -48,7 +101,7 @@ impl FileStateStore {
 
     /// The record file of a container.
     pub fn record_path(&self, container_id: &str) -> PathBuf {
-        self.dir.join(format!("{container_id}.json"))
+        self.dir.join(format!("{container_id}{RECORD_SUFFIX}"))
     }
 
     fn lock_path(&self, container_id: &str) -> PathBuf {
@@ -62,12 +115,20 @@ impl FileStateStore {
         }
     }
 
+    /// Create the directory owner-only, or tighten an existing one others can write.
     fn ensure_dir(&self) -> Result<(), StateError> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(|e| Self::io_error(&self.dir, e))
+        let report = multus_host::dir::secure_dir(&self.dir, 0o700)
+            .map_err(|e| Self::io_error(&self.dir, e))?;
+        if let Some(fix) = report.fixed {
+            tracing::warn!(
+                path = %self.dir.display(),
+                old_mode = format!("{:04o}", fix.old_mode),
+                old_owner = fix.old_uid,
+                new_mode = format!("{:04o}", fix.new_mode),
+                "the state directory was writable by others (or owned by another user); fixed it to owner-only"
+            );
+        }
+        Ok(())
     }
 
     fn checked_id<'a>(&self, container_id: &'a str) -> Result<&'a str, StateError> {
@@ -84,44 +145,87 @@ impl FileStateStore {
         }
     }
 
+    /// Whether a record of this (valid) ID fits in a file name.
+    fn storable(container_id: &str) -> bool {
+        container_id.len() <= MAX_CONTAINER_ID_BYTES
+    }
+
     /// Take the lock, retrying when the lock file was removed and recreated meanwhile.
     fn lock_blocking(&self, container_id: &str) -> Result<FileLock, StateError> {
-        self.ensure_dir()?;
-        let path = self.lock_path(self.checked_id(container_id)?);
+        let id = self.checked_id(container_id)?;
+        if !Self::storable(id) {
+            return Ok(FileLock::none());
+        }
+        match self.ensure_dir() {
+            Err(StateError::Io { source, .. }) if is_read_only(&source) => {
+                return Ok(self.read_only_lock());
+            }
+            other => other?,
+        }
+        let path = self.lock_path(id);
+        let mut planted_removed = false;
         loop {
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(|e| Self::io_error(&path, e))?;
+            let file = match open_lock_file(&path) {
+                Ok(file) => file,
+                Err(e) if is_symlink_refusal(&e) && !planted_removed => {
+                    tracing::warn!(path = %path.display(), "a symbolic link was planted at the lock file's path; removing it (its target is untouched)");
+                    std::fs::remove_file(&path).map_err(|e| Self::io_error(&path, e))?;
+                    planted_removed = true;
+                    continue;
+                }
+                Err(e) if is_read_only(&e) => return Ok(self.read_only_lock()),
+                Err(e) => return Err(Self::io_error(&path, e)),
+            };
             let lock = Flock::lock(file, FlockArg::LockExclusive)
                 .map_err(|(_, errno)| Self::io_error(&path, errno.into()))?;
-            // remove() unlinks the lock file while holding it; a waiter that then gets
-            // the lock holds a dead inode and must start again on the new file.
+            // The previous holder unlinks the lock file before releasing it; a waiter
+            // that then gets the lock holds a dead inode and must start again.
             let held = lock.metadata().map_err(|e| Self::io_error(&path, e))?;
-            match std::fs::metadata(&path) {
+            match std::fs::symlink_metadata(&path) {
                 Ok(current) if current.ino() == held.ino() && current.dev() == held.dev() => {
-                    return Ok(FileLock { _lock: lock });
+                    return Ok(FileLock {
+                        held: Some((path, lock)),
+                    });
                 }
                 _ => continue,
             }
         }
     }
 
-    fn move_aside(&self, path: &Path) -> PathBuf {
+    fn read_only_lock(&self) -> FileLock {
+        tracing::warn!(path = %self.dir.display(), "the state directory is read-only: proceeding without a lock (no record can be written)");
+        FileLock::none()
+    }
+
+    /// Where a corrupt record is kept: `<id>.json.corrupt-<unix seconds>`, the ID cut so
+    /// the name fits.
+    fn aside_path(&self, container_id: &str) -> PathBuf {
         let stamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or_default();
-        let kept = path.with_extension(format!("json.corrupt-{stamp}"));
+        let suffix = format!("{RECORD_SUFFIX}.corrupt-{stamp}");
+        // Container IDs are ASCII (checked): any byte is a char boundary.
+        let keep = container_id.len().min(NAME_MAX - suffix.len());
+        self.dir.join(format!("{}{suffix}", &container_id[..keep]))
+    }
+
+    fn move_aside(&self, container_id: &str, path: &Path) -> PathBuf {
+        let kept = self.aside_path(container_id);
         match std::fs::rename(path, &kept) {
             Ok(()) => kept,
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "could not move corrupt state aside");
                 path.to_owned()
             }
+        }
+    }
+
+    fn corrupt(&self, container_id: &str, path: &Path, reason: String) -> StateError {
+        StateError::Corrupt {
+            container_id: container_id.to_owned(),
+            reason,
+            kept_at: self.move_aside(container_id, path),
         }
     }
 }
@@ -133,52 +237,45 @@ impl StateStore for FileStateStore {
     }
 
     fn load(&self, container_id: &str) -> Result<Option<SandboxState>, StateError> {
-        let path = self.record_path(self.checked_id(container_id)?);
-        let bytes = match std::fs::read(&path) {
+        let id = self.checked_id(container_id)?;
+        if !Self::storable(id) {
+            return Ok(None);
+        }
+        let path = self.record_path(id);
+        let bytes = match read_nofollow(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if is_symlink_refusal(&e) => {
+                let reason = "the record is a symbolic link (not followed)".to_owned();
+                return Err(self.corrupt(id, &path, reason));
+            }
             Err(e) => return Err(Self::io_error(&path, e)),
         };
         match serde_json::from_slice::<SandboxState>(&bytes) {
             Ok(state) if state.container_id == container_id => Ok(Some(state)),
-            Ok(state) => Err(StateError::Corrupt {
-                container_id: container_id.to_owned(),
-                reason: format!("record names container {:?}", state.container_id),
-                kept_at: self.move_aside(&path),
-            }),
-            Err(e) => Err(StateError::Corrupt {
-                container_id: container_id.to_owned(),
-                reason: e.to_string(),
-                kept_at: self.move_aside(&path),
-            }),
+            Ok(state) => {
+                let reason = format!("record names container {:?}", state.container_id);
+                Err(self.corrupt(id, &path, reason))
+            }
+            Err(e) => Err(self.corrupt(id, &path, e.to_string())),
         }
     }
 
     fn save(&self, state: &SandboxState) -> Result<(), StateError> {
+        let id = self.checked_id(&state.container_id)?;
+        if !Self::storable(id) {
+            return Err(StateError::Unstorable {
+                container_id: id.to_owned(),
+                length: id.len(),
+                limit: MAX_CONTAINER_ID_BYTES,
+            });
+        }
         self.ensure_dir()?;
-        let path = self.record_path(self.checked_id(&state.container_id)?);
+        let path = self.record_path(id);
         let bytes =
             serde_json::to_vec_pretty(state).map_err(|e| Self::io_error(&path, e.into()))?;
-        let temp = self.dir.join(format!(
-            ".{}.json.tmp-{}",
-            state.container_id,
-            std::process::id()
-        ));
-        let write = || -> std::io::Result<()> {
-            let mut file = OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .mode(0o600)
-                .open(&temp)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-            std::fs::rename(&temp, &path)
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&temp);
-            Self::io_error(&path, e)
-        })
+        multus_host::atomic::write_atomic(&path, &bytes, 0o600)
+            .map_err(|e| Self::io_error(&e.path, e.source))
     }
 
     fn list(&self) -> Result<Vec<String>, StateError> {
@@ -191,7 +288,7 @@ impl StateStore for FileStateStore {
             .filter_map(Result::ok)
             .filter_map(|entry| {
                 let name = entry.file_name().into_string().ok()?;
-                let id = name.strip_suffix(".json")?;
+                let id = name.strip_suffix(RECORD_SUFFIX)?;
                 is_valid_container_id(id).then(|| id.to_owned())
             })
             .collect();
@@ -199,16 +296,24 @@ impl StateStore for FileStateStore {
         Ok(ids)
     }
 
+    /// Remove the record; the lock file goes when its holder releases it.
     fn remove(&self, container_id: &str) -> Result<(), StateError> {
         let id = self.checked_id(container_id)?;
-        for path in [self.record_path(id), self.lock_path(id)] {
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Self::io_error(&path, e)),
-            }
+        if !Self::storable(id) {
+            return Ok(());
         }
-        Ok(())
+        let path = self.record_path(id);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            // unlink(2) reports EROFS before looking the name up: nothing to remove is
+            // success on a read-only file system too.
+            Err(e) if is_read_only(&e) => match std::fs::symlink_metadata(&path) {
+                Err(absent) if absent.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                _ => Err(Self::io_error(&path, e)),
+            },
+            Err(e) => Err(Self::io_error(&path, e)),
+        }
     }
 }
 
@@ -240,7 +345,7 @@ mod tests {
     fn save_load_remove_round_trip_with_narrow_permissions() {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStateStore::new(dir.path());
-        let _lock = store.lock_blocking("abc").unwrap();
+        let lock = store.lock_blocking("abc").unwrap();
         store.save(&state("abc")).unwrap();
         assert_eq!(store.load("abc").unwrap(), Some(state("abc")));
         let mode = std::fs::metadata(store.record_path("abc"))
@@ -251,6 +356,7 @@ mod tests {
         let dir_mode = std::fs::metadata(store.dir()).unwrap().permissions().mode();
         assert_eq!(dir_mode & 0o777, 0o700);
         assert_eq!(store.list().unwrap(), vec!["abc"]);
+        drop(lock);
         store.remove("abc").unwrap();
         assert_eq!(store.load("abc").unwrap(), None);
         assert!(store.list().unwrap().is_empty());
@@ -300,5 +406,97 @@ mod tests {
         drop(first);
         rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
         waiter.join().unwrap();
+    }
+
+    #[test]
+    fn no_lock_file_outlives_its_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStateStore::new(dir.path());
+        // A request that wrote nothing (a refused ADD, a DEL that failed early).
+        drop(store.lock_blocking("gone").unwrap());
+        assert!(std::fs::read_dir(store.dir()).unwrap().next().is_none());
+        // A request that kept a record (a failed DEL): the record stays, not the lock.
+        let lock = store.lock_blocking("kept").unwrap();
+        store.save(&state("kept")).unwrap();
+        drop(lock);
+        assert!(store.record_path("kept").exists());
+        assert!(!store.lock_path("kept").exists());
+    }
+
+    #[test]
+    fn a_symlink_planted_at_the_lock_path_is_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStateStore::new(dir.path());
+        store.ensure_dir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        std::os::unix::fs::symlink(&victim, store.lock_path("c1")).unwrap();
+        let lock = store.lock_blocking("c1").unwrap();
+        store.save(&state("c1")).unwrap();
+        drop(lock);
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert!(!store.lock_path("c1").exists());
+        assert!(store.record_path("c1").exists());
+    }
+
+    #[test]
+    fn symlinks_planted_at_temporary_names_are_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStateStore::new(dir.path());
+        store.ensure_dir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let record = store.record_path("c1");
+        for attempt in 0..3 {
+            let temp = multus_host::atomic::temp_path(&record, attempt);
+            std::os::unix::fs::symlink(&victim, temp).unwrap();
+        }
+        store.save(&state("c1")).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(store.load("c1").unwrap(), Some(state("c1")));
+        // A symlink in place of the record itself is not read through either.
+        std::fs::remove_file(&record).unwrap();
+        std::os::unix::fs::symlink(&victim, &record).unwrap();
+        assert!(matches!(store.load("c1"), Err(StateError::Corrupt { .. })));
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    }
+
+    #[test]
+    fn a_world_writable_state_directory_is_fixed_to_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStateStore::new(dir.path());
+        std::fs::create_dir(store.dir()).unwrap();
+        std::fs::set_permissions(store.dir(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        drop(store.lock_blocking("c1").unwrap());
+        let mode = std::fs::metadata(store.dir()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o700);
+    }
+
+    #[test]
+    fn ids_too_long_for_a_file_name_cannot_be_saved_and_are_never_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStateStore::new(dir.path());
+        let longest = "a".repeat(MAX_CONTAINER_ID_BYTES);
+        let lock = store.lock_blocking(&longest).unwrap();
+        store.save(&state(&longest)).unwrap();
+        assert_eq!(store.load(&longest).unwrap(), Some(state(&longest)));
+        drop(lock);
+        // Its corrupt record is kept under a name that fits.
+        std::fs::write(store.record_path(&longest), b"{").unwrap();
+        match store.load(&longest) {
+            Err(StateError::Corrupt { kept_at, .. }) => assert!(kept_at.exists()),
+            other => panic!("unexpected {other:?}"),
+        }
+
+        let too_long = "b".repeat(300);
+        let _lock = store.lock_blocking(&too_long).unwrap();
+        assert_eq!(store.load(&too_long).unwrap(), None);
+        store.remove(&too_long).unwrap();
+        match store.save(&state(&too_long)) {
+            Err(e @ StateError::Unstorable { length: 300, .. }) => {
+                assert!(e.to_string().contains("up to 250 bytes"), "{e}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 }

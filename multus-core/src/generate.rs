@@ -19,9 +19,14 @@
 //! Both carry the union of the primary's capabilities (entries set to `true`; for a
 //! config list, of every plugin) and of the configured ones, and the logging keys.
 //!
+//! When the pod's annotations may come from the runtime
+//! ([`GeneratorOptions::annotations_from_runtime`]) the capability
+//! `io.kubernetes.cri.pod-annotations` is declared too.
+//!
 //! **conf or conflist**: the document is a config list (`00-multus.conflist`, multus as
 //! its only plugin) when its `cniVersion` is 1.0.0 or later, since CNI 1.0 defines only
-//! the list format; a single config (`00-multus.conf`) otherwise. The shape of the
+//! the list format, or when [`GeneratorOptions::conflist`] asks for it (podman reads
+//! only lists); a single config (`00-multus.conf`) otherwise. The shape of the
 //! primary does not matter (it is inlined or referenced whole either way). Upstream's
 //! thin installer makes the same choice; upstream's daemon always writes `.conf`.
 
@@ -30,6 +35,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use crate::cni::CniVersion;
+use crate::config::POD_ANNOTATIONS_RUNTIME_KEY;
 use crate::delegate::DelegateConfig;
 
 /// The name multus' network gets unless `overrideNetworkName` asks for the primary's.
@@ -99,6 +105,14 @@ pub struct GeneratorOptions {
     pub auxiliary_cni_chain_name: Option<String>,
     /// `readinessindicatorfile` (thin only: the thick daemon waits for it itself).
     pub readiness_indicator_file: Option<String>,
+    /// The pod's annotations may come from the runtime (file-based NADs or no API
+    /// server, or `trustRuntimeAnnotations`): declare the capability
+    /// `io.kubernetes.cri.pod-annotations`, without which containerd and CRI-O never
+    /// pass them and pods silently get only the cluster network.
+    pub annotations_from_runtime: bool,
+    /// Write the config-list form (`00-multus.conflist`) whatever the version: runtimes
+    /// such as podman read only `.conflist` files.
+    pub conflist: bool,
 }
 
 impl GeneratorOptions {
@@ -120,6 +134,8 @@ impl GeneratorOptions {
             global_namespaces: None,
             auxiliary_cni_chain_name: None,
             readiness_indicator_file: None,
+            annotations_from_runtime: false,
+            conflist: false,
         }
     }
 }
@@ -299,6 +315,9 @@ pub fn generate(
     for plugin in delegate.plugins() {
         add_capabilities(plugin.get("capabilities"));
     }
+    if options.annotations_from_runtime {
+        capabilities.insert(POD_ANNOTATIONS_RUNTIME_KEY.to_owned(), Value::Bool(true));
+    }
     capabilities.sort_keys();
 
     let mut plugin = Map::new();
@@ -373,7 +392,7 @@ pub fn generate(
     let mut document = Map::new();
     document.insert("cniVersion".into(), version.as_str().into());
     document.insert("name".into(), name.into());
-    let file_name = if version >= CniVersion::V1_0_0 {
+    let file_name = if version >= CniVersion::V1_0_0 || options.conflist {
         document.insert("plugins".into(), Value::Array(vec![Value::Object(plugin)]));
         CONFLIST_FILE_NAME
     } else {
@@ -526,6 +545,38 @@ mod tests {
             serde_json::json!({"cniVersion":"0.4.0","name":"multus-cni-network",
                 "clusterNetwork":"/etc/cni/net.d/10-x.conf","type":"multus-shim"})
         );
+    }
+
+    #[test]
+    fn runtime_annotations_declare_the_pod_annotations_capability() {
+        let primary = br#"{"cniVersion":"0.4.0","name":"x","type":"bridge"}"#;
+        let path = Path::new("/etc/cni/net.d/10-x.conf");
+        let without = generate(primary, path, &thick()).unwrap();
+        let doc: Value = serde_json::from_slice(&without.bytes).unwrap();
+        assert!(doc.get("capabilities").is_none(), "{doc}");
+
+        let mut options = thick();
+        options.annotations_from_runtime = true;
+        let with = generate(primary, path, &options).unwrap();
+        let doc: Value = serde_json::from_slice(&with.bytes).unwrap();
+        assert_eq!(
+            doc["capabilities"],
+            serde_json::json!({"io.kubernetes.cri.pod-annotations": true})
+        );
+    }
+
+    #[test]
+    fn conflist_form_on_request_for_any_version() {
+        let primary = br#"{"cniVersion":"0.4.0","name":"x","type":"bridge"}"#;
+        let mut options = thick();
+        options.conflist = true;
+        let generated = generate(primary, Path::new("/etc/cni/net.d/10-x.conf"), &options).unwrap();
+        assert_eq!(generated.file_name, CONFLIST_FILE_NAME);
+        let doc: Value = serde_json::from_slice(&generated.bytes).unwrap();
+        assert_eq!(doc["cniVersion"], "0.4.0");
+        assert_eq!(doc["name"], DEFAULT_NETWORK_NAME);
+        assert_eq!(doc["plugins"][0]["type"], "multus-shim");
+        assert!(doc.get("type").is_none(), "{doc}");
     }
 
     #[test]

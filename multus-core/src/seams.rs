@@ -185,6 +185,20 @@ pub enum StateError {
         /// Where the bad file was moved for inspection.
         kept_at: PathBuf,
     },
+    /// The store cannot keep a record under this container ID (for the file store: its
+    /// record's file name would exceed the file system's 255 bytes). Nothing of it can
+    /// have been stored, so only ADD fails with this; DEL finds nothing recorded.
+    #[error(
+        "container ID {container_id:?} is {length} bytes long; the state store keeps records of IDs up to {limit} bytes: the runtime must use a shorter container ID"
+    )]
+    Unstorable {
+        /// The container ID.
+        container_id: String,
+        /// Its length in bytes.
+        length: usize,
+        /// The longest ID the store keeps.
+        limit: usize,
+    },
 }
 
 /// Held while one container's state is being worked on; dropping it releases the lock.

@@ -22,12 +22,19 @@ impl StateLock for NoLock {}
 pub struct MemoryStateStore {
     records: Mutex<BTreeMap<String, SandboxState>>,
     saves: AtomicUsize,
+    /// Saves numbered from this one (1-based) fail; 0: none fails.
+    fail_saves_from: AtomicUsize,
 }
 
 impl MemoryStateStore {
     /// How many times [`StateStore::save`] was called.
     pub fn saves(&self) -> usize {
         self.saves.load(Ordering::SeqCst)
+    }
+
+    /// Make the `n`th save (1-based) and every later one fail as a full disk would.
+    pub fn fail_saves_from(&self, n: usize) {
+        self.fail_saves_from.store(n, Ordering::SeqCst);
     }
 
     fn records(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, SandboxState>> {
@@ -48,7 +55,14 @@ impl StateStore for MemoryStateStore {
     }
 
     fn save(&self, state: &SandboxState) -> Result<(), StateError> {
-        self.saves.fetch_add(1, Ordering::SeqCst);
+        let number = self.saves.fetch_add(1, Ordering::SeqCst) + 1;
+        let fail_from = self.fail_saves_from.load(Ordering::SeqCst);
+        if fail_from != 0 && number >= fail_from {
+            return Err(StateError::Io {
+                path: PathBuf::from(format!("{}.json", state.container_id)),
+                source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+            });
+        }
         self.records()
             .insert(state.container_id.clone(), state.clone());
         Ok(())

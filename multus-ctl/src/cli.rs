@@ -1,5 +1,9 @@
 //! The command line.
 
+// The doc comments here are the `--help` text clap prints, where `<cniDir>` means a
+// placeholder, not an HTML tag.
+#![allow(rustdoc::invalid_html_tags)]
+
 use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
@@ -370,6 +374,10 @@ pub struct GenerateArgs {
     /// Print only the document, byte for byte as it would be written.
     #[arg(long)]
     pub raw: bool,
+    /// Emit the config-list form (`00-multus.conflist`) whatever the cniVersion:
+    /// podman reads only `.conflist` files.
+    #[arg(long)]
+    pub conflist: bool,
     /// `cniVersion` of the document [default: the primary's].
     #[arg(long, value_name = "VERSION", help_heading = "Generator options")]
     pub cni_version: Option<String>,

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -17,7 +16,7 @@ use wait_timeout::ChildExt;
 use crate::error::{CtlError, one_line};
 
 /// `PATH` for the plugin (bridge, portmap and friends run iptables).
-pub const PLUGIN_PATH_ENV: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub use multus_cni::exec::DEFAULT_PATH as PLUGIN_PATH_ENV;
 
 /// One call.
 #[derive(Debug, Clone)]
@@ -182,10 +181,7 @@ fn drain<R: Read + Send + 'static>(reader: Option<R>) -> std::thread::JoinHandle
     })
 }
 
-/// Whether `path` is an executable file.
-pub fn is_executable(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
+pub use multus_host::is_executable;
 
 /// The plugin to run: `--multus`, else `multus` (`multus-shim` when `shim`) next to this
 /// program, else in `/opt/cni/bin`.

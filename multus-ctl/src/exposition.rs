@@ -212,7 +212,7 @@ fn unescape(text: &str) -> String {
 }
 
 /// A value as a table shows it: integers without a fraction.
-pub fn value_text(value: f64) -> String {
+pub fn number_text(value: f64) -> String {
     if value.is_nan() {
         "NaN".to_owned()
     } else if value.is_infinite() {
@@ -290,10 +290,10 @@ strange{label="with \"quotes\", commas\\ and \n"} 1.5e3 1700000000 # {trace="x"}
 
     #[test]
     fn values_are_shown_plainly() {
-        assert_eq!(value_text(3.0), "3");
-        assert_eq!(value_text(0.125), "0.125");
-        assert_eq!(value_text(f64::INFINITY), "+Inf");
-        assert_eq!(value_text(f64::NAN), "NaN");
-        assert_eq!(value_text(123_456_789.0), "123456789");
+        assert_eq!(number_text(3.0), "3");
+        assert_eq!(number_text(0.125), "0.125");
+        assert_eq!(number_text(f64::INFINITY), "+Inf");
+        assert_eq!(number_text(f64::NAN), "NaN");
+        assert_eq!(number_text(123_456_789.0), "123456789");
     }
 }

@@ -97,7 +97,7 @@ impl Printer {
     pub fn table(&self, header: &[&str]) -> Table {
         let mut table = Table::new();
         table
-            .load_preset(UTF8_FULL_CONDENSED)
+            .load_style(UTF8_FULL_CONDENSED)
             .set_content_arrangement(ContentArrangement::Dynamic);
         // A terminal that reports no usable width (a pty of size 0, say): do not wrap.
         if table.width().is_some_and(|w| w < 40) {
@@ -205,6 +205,24 @@ pub fn or_dash(text: &str) -> String {
     }
 }
 
+/// A configuration value as one table cell: strings bare, lists of strings joined with
+/// `, `, `-` for null and empty lists/objects, anything else as JSON.
+pub fn value_text(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => or_dash(s),
+        Value::Array(a) if a.is_empty() => "-".to_owned(),
+        Value::Object(o) if o.is_empty() => "-".to_owned(),
+        Value::Array(a) if a.iter().all(Value::is_string) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => other.to_string(),
+    }
+}
+
 /// A progress bar on stderr, drawn only when stderr is a terminal.
 pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
@@ -215,4 +233,22 @@ pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
     }
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn config_values_render_as_one_cell() {
+        assert_eq!(value_text(&json!(null)), "-");
+        assert_eq!(value_text(&json!("")), "-");
+        assert_eq!(value_text(&json!([])), "-");
+        assert_eq!(value_text(&json!({})), "-");
+        assert_eq!(value_text(&json!("/etc/cni")), "/etc/cni");
+        assert_eq!(value_text(&json!(["a", "b"])), "a, b");
+        assert_eq!(value_text(&json!([1, "b"])), r#"[1,"b"]"#);
+        assert_eq!(value_text(&json!(3)), "3");
+    }
 }

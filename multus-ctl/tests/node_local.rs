@@ -717,6 +717,62 @@ fn pod_from_a_stale_record_without_api() {
     assert_eq!(kinds, ["incomplete-add", "stale-state", "nad-changed"]);
 }
 
+/// podman passes no Kubernetes namespace (only `K8S_POD_NAME=<container name>`): its
+/// containers are addressed by name, `/NAME` or container ID.
+#[test]
+fn pod_addresses_a_container_without_namespace() {
+    let work = workdir();
+    let dir = work.path();
+    let sandboxes = dir.join("cni/sandboxes");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sandboxes.join("gone-2.json")).unwrap()).unwrap();
+    record["containerId"] = "podman-4".into();
+    record["podNamespace"] = "".into();
+    record["podName"] = "web_C1".into();
+    record["podUid"] = "".into();
+    std::fs::write(
+        sandboxes.join("podman-4.json"),
+        serde_json::to_vec(&record).unwrap(),
+    )
+    .unwrap();
+    let base = ["--no-api", "pod", "--cni-dir", "cni", "-o", "json"];
+    for args in [
+        vec!["web_C1"],
+        vec!["/web_C1"],
+        vec!["podman-4"],
+        vec!["web_C1", "--container-id", "podman-4"],
+    ] {
+        let mut full: Vec<&str> = base.to_vec();
+        full.extend(args.iter().copied());
+        let run = ctl(dir, &full);
+        // 1: findings (the fixture's netns is gone), not a usage error or "not found".
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
+        let value: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        assert_eq!(
+            value["plan"]["containerId"], "podman-4",
+            "{args:?}: {value:#}"
+        );
+    }
+    let run = ctl(
+        dir,
+        &[
+            "--no-api",
+            "pod",
+            "other",
+            "--cni-dir",
+            "cni",
+            "--container-id",
+            "podman-4",
+        ],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("belongs to pod /web_C1"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn pod_bad_input() {
     let work = workdir();
@@ -830,6 +886,44 @@ fn generate_workdir() -> tempfile::TempDir {
     work
 }
 
+/// `--conflist`: the list form below CNI 1.0 too (podman reads only `.conflist`).
+#[test]
+fn config_generate_conflist_form_for_podman() {
+    let work = generate_workdir();
+    let dir = work.path();
+    for mode in ["thin", "thick"] {
+        let run = ctl(
+            dir,
+            &[
+                "config",
+                "generate",
+                "--mode",
+                mode,
+                "--primary",
+                "generate/10-calico.conflist",
+                "--conflist",
+                "-o",
+                "json",
+            ],
+        );
+        assert_eq!(run.code, 0, "{mode}: {}", run.stderr);
+        let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        assert_eq!(
+            report["fileName"], "00-multus.conflist",
+            "{mode}: {report:#}"
+        );
+        let document = &report["document"];
+        assert_eq!(document["cniVersion"], "0.3.1", "{mode}");
+        assert!(document.get("type").is_none(), "{mode}: {document:#}");
+        assert!(
+            document["plugins"][0]["type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("multus")),
+            "{mode}: {document:#}"
+        );
+    }
+}
+
 #[test]
 fn config_generate_thick_and_thin() {
     let work = generate_workdir();
@@ -857,8 +951,10 @@ fn config_generate_thick_and_thin() {
     assert_eq!(report["document"]["type"], "multus-shim");
     assert_eq!(
         report["document"]["capabilities"],
-        serde_json::json!({"bandwidth": true, "portMappings": true}),
-        "the union of the primary's plugins' capabilities"
+        serde_json::json!({"bandwidth": true, "portMappings": true,
+            "io.kubernetes.cri.pod-annotations": true}),
+        "the union of the primary's plugins' capabilities, and the pod annotations: \
+         without an API server they can only come from the runtime"
     );
     // --raw: the bytes as written, and the same document.
     let raw_args: Vec<&str> = thick.iter().copied().chain(["--raw"]).collect();

@@ -13,7 +13,6 @@
 //! - a path: that file is copied into `cniConfigDir` (atomically) and the daemon keeps
 //!   serving.
 
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,6 +25,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{ConfigFileMode, DaemonConfig};
+use multus_cni::cluster::kube::ApiSource;
 
 /// Wait after a file-system event for more to come before regenerating.
 pub const DEBOUNCE: Duration = Duration::from_millis(200);
@@ -96,40 +96,36 @@ pub fn generator_options(config: &DaemonConfig) -> GeneratorOptions {
         .unwrap_or(false);
     options.global_namespaces = raw_text("globalNamespaces");
     options.auxiliary_cni_chain_name = raw_text("auxiliaryCNIChainName");
+    options.annotations_from_runtime = annotations_from_runtime(config);
     options
 }
 
-/// Write `bytes` to `path` atomically with mode 0600: temp file in the same directory,
-/// fsync, rename, fsync of the directory.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .ok_or_else(|| std::io::Error::other("no parent directory"))?;
-    std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // A dot-name without a CNI extension: the runtime never reads it as a config.
-    let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&temp)?;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
+/// Whether the pods' annotations may come from the runtime (runtimeConfig
+/// `io.kubernetes.cri.pod-annotations`): with file-based NADs or no API server (unless
+/// `podAnnotationsFrom` is `none`), or with an API server and `trustRuntimeAnnotations`.
+/// The generated conf must then declare that capability, or containerd never passes
+/// them.
+pub fn annotations_from_runtime(config: &DaemonConfig) -> bool {
+    let raw = |key: &str| config.raw.get(key);
+    if raw("podAnnotationsFrom").and_then(Value::as_str) == Some("none") {
+        return false;
     }
-    result
+    match crate::api_source(config) {
+        ApiSource::Files(_) | ApiSource::None => true,
+        ApiSource::Kubeconfig(_) | ApiSource::InCluster => {
+            raw("trustRuntimeAnnotations").and_then(Value::as_bool) == Some(true)
+        }
+    }
+}
+
+/// Write `bytes` to `path` atomically with mode 0600 (the one writer of
+/// [`multus_host::atomic`]), creating its directory when missing. The temporary file is a
+/// dot-name without a CNI extension: the runtime never reads it as a config.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    Ok(multus_host::atomic::write_atomic(path, bytes, 0o600)?)
 }
 
 /// The primary CNI config's path, if there is one.
@@ -366,6 +362,25 @@ mod tests {
             dir.display()
         );
         DaemonConfig::parse(&dir.join("daemon-config.json"), text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn the_pod_annotations_capability_follows_where_annotations_come_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let declared = |extra: &str| {
+            let options = generator_options(&config(dir.path(), extra));
+            options.annotations_from_runtime
+        };
+        assert!(declared(
+            r#","networkAttachmentDir":"/etc/cni/multus/networks""#
+        ));
+        assert!(!declared(
+            r#","networkAttachmentDir":"/n","podAnnotationsFrom":"none""#
+        ));
+        assert!(!declared(r#","kubeconfig":"/etc/kube.conf""#));
+        assert!(declared(
+            r#","kubeconfig":"/etc/kube.conf","trustRuntimeAnnotations":true"#
+        ));
     }
 
     #[test]

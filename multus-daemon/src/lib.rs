@@ -45,17 +45,11 @@ pub const READINESS_WAIT: Duration = Duration::from_secs(45);
 /// Where the daemon's pods and NADs come from: the daemon configuration's
 /// `kubeconfig`, its `networkAttachmentDir`, the in-cluster environment, or none.
 pub fn api_source(config: &DaemonConfig) -> ApiSource {
-    if let Some(path) = &config.kubeconfig {
-        return ApiSource::Kubeconfig(path.clone());
-    }
-    if let Some(dir) = &config.network_attachment_dir {
-        return ApiSource::Files(dir.clone());
-    }
-    let set = |key: &str| std::env::var(key).is_ok_and(|v| !v.is_empty());
-    if set("KUBERNETES_SERVICE_HOST") && set("KUBERNETES_SERVICE_PORT") {
-        return ApiSource::InCluster;
-    }
-    ApiSource::None
+    ApiSource::select(
+        config.kubeconfig.as_deref(),
+        config.network_attachment_dir.as_deref(),
+        |key| std::env::var(key).ok(),
+    )
 }
 
 async fn wait_for_readiness_file(path: &std::path::Path) -> Result<(), String> {

@@ -390,8 +390,9 @@ async fn serve_cni(
             Ok(Some(result.to_value(CniVersion::V1_0_0)))
         }
         Err(e) => {
-            tracing::error!(command = %cni.command, container = %cni.container_id, error = %e, "CNI request failed");
-            Err(bad_request(e.to_cni_error(version.as_str())))
+            let error = e.to_cni_error(version.as_str());
+            tracing::error!(command = %cni.command, container = %cni.container_id, error = %e, details = %error.details, "CNI request failed");
+            Err(bad_request(error))
         }
     }
 }

@@ -29,7 +29,8 @@ fn primary_edited_then_replaced_regenerates_the_conf_and_it_is_kept_on_shutdown(
             "cniVersion": "0.3.1",
             "name": "multus-cni-network",
             "type": "multus-shim",
-            "capabilities": {"mac": true},
+            // File-based NADs: the pod annotations can only come from the runtime.
+            "capabilities": {"io.kubernetes.cri.pod-annotations": true, "mac": true},
             "logLevel": "verbose",
             "logToStderr": true,
             "binDir": thick.h.dirs.bin_dir(),
@@ -68,7 +69,7 @@ fn primary_edited_then_replaced_regenerates_the_conf_and_it_is_kept_on_shutdown(
     );
     assert_eq!(
         list["plugins"][0]["capabilities"],
-        json!({"portMappings": true})
+        json!({"io.kubernetes.cri.pod-annotations": true, "portMappings": true})
     );
     let deadline = Instant::now() + Duration::from_secs(5);
     while thick.net_d().join("00-multus.conf").exists() {

@@ -1,28 +1,18 @@
-//! Atomic file replacement on the node: a temporary file in the target's own directory,
-//! written, fsynced and given its final mode, then renamed over the target, then the
-//! directory fsynced.
+//! Atomic file replacement on the node, through the one writer of
+//! [`multus_host::atomic`]: a temporary file in the target's own directory, written,
+//! fsynced and given its final mode, then renamed over the target, then the directory
+//! fsynced.
 //!
 //! The target is never opened for writing, so a runtime executing the old binary never
 //! sees a partial file and the copy never fails with "text file busy" (ETXTBSY, the
 //! failure of a plain `cp` over a running binary, upstream #1221): the old inode lives
 //! on until its last user exits, and a new `exec` finds the new one.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
 
 use crate::error::NodeError;
-
-/// The temporary file's name for `target`: hidden, in the same directory (a rename never
-/// crosses file systems), fixed so that one left by a crash is found and removed.
-pub fn temp_path(target: &Path) -> PathBuf {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    target.with_file_name(format!(".{name}.multus-node-tmp"))
-}
 
 /// Check that `dir` exists, is a directory and is writable by this process.
 pub fn check_writable_dir(dir: &Path, what: &str) -> Result<(), NodeError> {
@@ -71,57 +61,37 @@ pub fn check_writable_dir(dir: &Path, what: &str) -> Result<(), NodeError> {
 
 /// Replace `target` with `bytes`, atomically, with permission bits `mode`.
 pub fn write_atomic(target: &Path, bytes: &[u8], mode: u32) -> Result<(), NodeError> {
-    write_atomic_with(target, mode, |file| file.write_all(bytes))
+    write_atomic_with(target, mode, |file| std::io::Write::write_all(file, bytes))
 }
 
 /// Replace `target` atomically with what `fill` writes into the temporary file, with
-/// permission bits `mode`.
+/// permission bits `mode`. Temporary files of `target` left by a crashed installer are
+/// removed first (the installer is their only writer).
 pub fn write_atomic_with(
     target: &Path,
     mode: u32,
     fill: impl FnOnce(&mut File) -> std::io::Result<()>,
 ) -> Result<(), NodeError> {
-    let io = |action: &str, path: &Path| {
-        let action = action.to_owned();
-        let path = path.to_owned();
-        move |source: std::io::Error| NodeError::Io {
-            action,
-            path,
-            source,
+    match multus_host::atomic::remove_stale_temps(target) {
+        Ok(removed) => {
+            for path in removed {
+                tracing::info!(path = %path.display(), "removed a stale temporary file");
+            }
         }
-    };
-    let tmp = temp_path(target);
-    match std::fs::remove_file(&tmp) {
-        Ok(()) => tracing::info!(path = %tmp.display(), "removed a stale temporary file"),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io("remove the stale temporary file", &tmp)(e)),
-    }
-    // Created owner-only and not executable: nothing can run or read a half-written file.
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io("create", &tmp))?;
-    let written = fill(&mut file)
-        .and_then(|()| file.set_permissions(std::fs::Permissions::from_mode(mode)))
-        .and_then(|()| file.sync_all());
-    drop(file);
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io("write", &tmp)(e));
-    }
-    if let Err(e) = std::fs::rename(&tmp, target) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io("rename the temporary file over", target)(e));
-    }
-    if let Some(dir) = target.parent() {
-        // Make the rename itself durable (a node losing power right after an install).
-        if let Ok(dir) = File::open(dir) {
-            let _ = dir.sync_all();
+        Err(source) => {
+            return Err(NodeError::Io {
+                action: "remove stale temporary files beside".to_owned(),
+                path: target.to_owned(),
+                source,
+            });
         }
     }
-    Ok(())
+    multus_host::atomic::write_atomic_with(target, mode, fill).map_err(|e| NodeError::Io {
+        action: e.action.to_owned(),
+        path: e.path,
+        source: e.source,
+    })
 }
 
 /// Whether two files have the same bytes, compared in chunks (binaries are megabytes:
@@ -211,12 +181,13 @@ mod tests {
     fn writes_with_the_mode_and_leaves_no_temporary_file() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("conf");
-        std::fs::write(temp_path(&target), "stale").unwrap();
+        let stale = multus_host::atomic::temp_path(&target, 7);
+        std::fs::write(&stale, "stale").unwrap();
         write_atomic(&target, b"one", 0o600).unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"one");
         let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert!(!temp_path(&target).exists());
+        assert!(!stale.exists());
         write_atomic(&target, b"two", 0o644).unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"two");
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();

@@ -1,6 +1,10 @@
 //! The command line. Public so that tests (and the manifest cross-checks) can introspect
 //! it with [`command`].
 
+// The doc comments here are the `--help` text clap prints, where `<file>` means a
+// placeholder, not an HTML tag.
+#![allow(rustdoc::invalid_html_tags)]
+
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, CommandFactory as _, Parser, Subcommand};
@@ -124,6 +128,10 @@ pub struct ThinArgs {
     /// Name the network after the primary instead of multus-cni-network.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value_t = false, action = ArgAction::Set)]
     pub override_network_name: bool,
+    /// Write the config-list form (`00-multus.conflist`) whatever the cniVersion:
+    /// podman reads only `.conflist` files (multus-rs).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value_t = false, action = ArgAction::Set)]
+    pub conflist: bool,
     /// Remove the configuration multus-node wrote when it receives SIGTERM. Off by
     /// default: a missing 00-multus.conf makes the runtime use the primary CNI directly
     /// and pods lose their secondary networks during a restart (upstream #1527).

@@ -132,7 +132,7 @@ impl KubeconfigPaths {
     }
 }
 
-/// What [`write`] changed.
+/// What [`write()`] changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Written {
     /// The token file was (re)written.

@@ -157,6 +157,7 @@ impl Thin {
         });
         options.cni_version = non_empty(&args.cni_version);
         options.override_network_name = args.override_network_name;
+        options.conflist = args.conflist;
         options.force_cni_version = args.force_cni_version;
         options.log_file = non_empty(&args.multus_log_file);
         options.log_level = non_empty(&args.multus_log_level);

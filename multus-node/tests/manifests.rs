@@ -198,15 +198,7 @@ fn rbac_has_no_wildcard_and_binds_the_daemonsets_service_account() {
         assert_eq!(subject.kind, "ServiceAccount");
         assert_eq!(Some(&subject.name), sa.metadata.name.as_ref());
         assert_eq!(subject.namespace, sa.metadata.namespace);
-        let pod = manifest
-            .daemon_set()
-            .spec
-            .as_ref()
-            .unwrap()
-            .template
-            .spec
-            .as_ref()
-            .unwrap();
+        let pod = manifest.daemon_set().spec.template.spec.as_ref().unwrap();
         assert_eq!(pod.service_account_name, sa.metadata.name);
         assert_ne!(pod.automount_service_account_token, Some(false));
     }
@@ -220,14 +212,7 @@ fn upstream_names_selector_and_config_keys_are_kept() {
     ] {
         let ds = manifest.daemon_set();
         assert_eq!(ds.metadata.name.as_deref(), Some("kube-multus-ds"));
-        let selector = ds
-            .spec
-            .as_ref()
-            .unwrap()
-            .selector
-            .match_labels
-            .clone()
-            .unwrap();
+        let selector = ds.spec.selector.match_labels.clone().unwrap();
         // The selector is immutable: applying over upstream's DaemonSet needs the same.
         assert_eq!(
             selector.into_iter().collect::<Vec<_>>(),
@@ -530,7 +515,7 @@ fn every_container_has_guaranteed_qos_and_the_node_name() {
         assert_eq!(field.field_path, "spec.nodeName");
         assert!(main.readiness_probe.is_some(), "{}", manifest.name);
 
-        let spec = manifest.daemon_set().spec.clone().unwrap();
+        let spec = manifest.daemon_set().spec.clone();
         assert_eq!(
             spec.update_strategy.unwrap().type_.as_deref(),
             Some("RollingUpdate")

@@ -575,3 +575,22 @@ fn missing_host_paths_and_service_account_fail_at_start_with_a_clear_message() {
         &["--multus-log-level", "debug, verbose, error or panic"],
     );
 }
+
+/// `--conflist`: the list form below CNI 1.0 too (podman reads only `.conflist`).
+#[test]
+fn conflist_flag_writes_the_list_form_for_any_version() {
+    let host = Host::new();
+    host.write_primary("10-flannel.conflist", FLANNEL);
+    let mut running = host.spawn(&["--poll-interval-seconds=3600", "--conflist"]);
+    running.wait_until("00-multus.conflist", || host.conflist().exists());
+    let doc = host.read_json(&host.conflist());
+    assert_ne!(
+        doc["cniVersion"], "1.0.0",
+        "the point is a pre-1.0 list: {doc:#}"
+    );
+    assert_eq!(doc["plugins"][0]["type"], "multus", "{doc:#}");
+    assert!(doc.get("type").is_none(), "{doc:#}");
+    assert!(!host.conf().exists(), "no 00-multus.conf beside it");
+    let (code, log) = running.terminate();
+    assert_eq!(code, 0, "{log}");
+}

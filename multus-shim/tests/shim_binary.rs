@@ -9,7 +9,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
 
@@ -318,6 +318,33 @@ fn del_while_the_daemon_is_unreachable_fails_then_succeeds_after_the_grace() {
         stderr.contains("WARNING") && stderr.contains("unreachable"),
         "{stderr}"
     );
+    assert!(!shim.marker().exists());
+}
+
+#[test]
+fn a_pending_marker_dated_in_the_future_does_not_block_del_forever() {
+    let shim = Shim::new();
+    let conf = shim.conf("1.0.0", json!({"daemonUnreachableDelGraceSeconds": 2}));
+    // Written before the clock was set back by a year (or planted).
+    let future = SystemTime::now() + Duration::from_secs(365 * 86_400);
+    let secs = future
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    std::fs::create_dir_all(shim.marker().parent().unwrap()).unwrap();
+    std::fs::write(shim.marker(), format!("{secs}\n")).unwrap();
+    // The grace restarts from now, not from next year.
+    let (code, error, _) = shim.run("DEL", &conf);
+    assert_eq!((code, error["code"].as_u64()), (1, Some(11)), "{error}");
+    let reset: u64 = std::fs::read_to_string(shim.marker())
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(reset < secs, "marker still dated {reset}");
+    std::thread::sleep(Duration::from_millis(2100));
+    let (code, out, _) = shim.run("DEL", &conf);
+    assert_eq!((code, out), (0, Value::Null));
     assert!(!shim.marker().exists());
 }
 

@@ -3,10 +3,11 @@
 //! The tests never skip: a missing binary, plugin or tool, or a non-root user, is a
 //! panic that says how to fix the machine.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::SystemTime;
+
+use multus_host::is_executable;
 
 /// What to do when the built binaries are missing.
 const BUILD_HINT: &str = "run `cargo build --workspace --bins` first";
@@ -17,7 +18,7 @@ const DEFAULT_PLUGIN_DIR: &str = "/usr/lib/cni";
 /// Reference plugins the tests use as real delegates.
 const REQUIRED_PLUGINS: &[&str] = &["bridge", "host-local", "macvlan", "ipvlan"];
 /// `PATH` for every process the harness starts (`env_clear` + this).
-pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub use multus_host::DEFAULT_PATH as SYSTEM_PATH;
 
 /// Absolute paths of everything the tests execute.
 #[derive(Debug, Clone)]
@@ -149,8 +150,4 @@ fn find_in_path(name: &str) -> Option<PathBuf> {
         .split(':')
         .map(|dir| Path::new(dir).join(name))
         .find(|path| is_executable(path))
-}
-
-fn is_executable(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

@@ -33,6 +33,19 @@ impl Harness {
         }
     }
 
+    /// A fresh node with [`Harness::standard_networks`] at `version`, one pod, and the
+    /// multus configuration asking for `networks` (no annotation when empty).
+    pub fn with_pod(version: &str, networks: &str) -> (Self, Sandbox, serde_json::Value) {
+        let h = Self::new();
+        let nets = h.standard_networks(version);
+        let mut conf = h.multus_config(version, &nets);
+        if !networks.is_empty() {
+            conf = conf.networks(networks);
+        }
+        let pod = h.sandbox();
+        (h, pod, conf.build())
+    }
+
     /// A pod sandbox with a fresh, empty network namespace on this node.
     pub fn sandbox(&self) -> Sandbox {
         Sandbox::new(self.node.add_pod_netns())

@@ -17,6 +17,8 @@
 //! - [`recording`]: the record format written by the `cni-recorder` test plugin (with
 //!   each call's start and end time), and its marker files (a slow call in flight, a
 //!   `DEL-once` failure done).
+//! - [`cri`]: a real containerd of the test's own, driven through the CRI v1 API.
+//! - [`podman`]: a real podman (CNI backend) of the test's own.
 //! - [`Harness`]: one node, its directories and a runtime, the usual start of a test,
 //!   with the standard real-plugin networks ([`Harness::standard_networks`]).
 //!
@@ -27,9 +29,11 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 pub mod binaries;
+pub mod cri;
 pub mod fixtures;
 mod harness;
 pub mod netns;
+pub mod podman;
 pub mod recording;
 pub mod runtime;
 

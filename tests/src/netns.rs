@@ -35,6 +35,13 @@ pub struct Netns {
 }
 
 impl Netns {
+    /// The namespace `/run/netns/<name>` made by someone else (a container runtime).
+    pub fn named(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+        }
+    }
+
     /// The name given to `ip netns`.
     pub fn name(&self) -> &str {
         &self.name

@@ -14,14 +14,7 @@ const VERSION: &str = "1.0.0";
 /// A node with the standard networks, a pod, and the configuration asking for
 /// `networks` (none when empty).
 fn setup(networks: &str) -> (Harness, Sandbox, Value) {
-    let h = Harness::new();
-    let nets = h.standard_networks(VERSION);
-    let mut conf = h.multus_config(VERSION, &nets);
-    if !networks.is_empty() {
-        conf = conf.networks(networks);
-    }
-    let pod = h.sandbox();
-    (h, pod, conf.build())
+    Harness::with_pod(VERSION, networks)
 }
 
 #[test]

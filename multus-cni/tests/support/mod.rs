@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 /// Where Debian installs the reference plugins.
 pub const PLUGIN_DIR: &str = "/usr/lib/cni";
-const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+use multus_host::DEFAULT_PATH as PATH;
 /// The pod annotation naming additional networks.
 pub const NETWORKS: &str = "k8s.v1.cni.cncf.io/networks";
 /// The annotation multus writes.

@@ -65,7 +65,15 @@ impl Engine<'_> {
 
         state.network_status = self.network_status(&state);
         state.phase = Phase::Added;
-        store.save(&state).map_err(|e| self.state_error(e))?;
+        if let Err(e) = store.save(&state) {
+            // Attached but not recorded as such (a full or failing state directory): a
+            // failed ADD must leave nothing attached, so undo it all.
+            let last = state.attachments.len().saturating_sub(1);
+            let report = self.roll_back(&invoker, &state, last).await;
+            tracing::warn!(error = %e, %report, "could not record the attached networks; rolled back");
+            self.finish_failed_add(&report);
+            return Err(self.state_error(e));
+        }
         self.publish(&state).await;
         Ok(self.cluster_result(&state).into_bytes())
     }
@@ -91,12 +99,31 @@ impl Engine<'_> {
                 pod: self.request.pod.clone(),
                 source: Box::new(source),
             })?;
+        if annotations.is_none() {
+            self.warn_annotations_unknown(&plan);
+        }
         self.ensure_ifnames_free(&plan).await?;
         Ok(Some(plan))
     }
 
-    /// After a request refused before anything ran: remove the lock file taken for it,
-    /// unless an earlier ADD left a record of this container.
+    /// ADD without an API server and without the pod's annotations from the runtime:
+    /// whatever networks the pod asked for through its annotations cannot be known, so
+    /// say so (WARN), naming what is attached instead. Silent when the configuration
+    /// says the pods have no annotations to pass (`podAnnotationsFrom: none`).
+    fn warn_annotations_unknown(&self, plan: &Plan) {
+        if self.seams.api.has_pods() || self.conf.pod_annotations_from == PodAnnotationsSource::None
+        {
+            return;
+        }
+        tracing::warn!(
+            attaching = %super::del::plan_labels(plan),
+            "no Kubernetes API and the runtime passed no pod annotations (runtimeConfig io.kubernetes.cri.pod-annotations; multus' configuration must declare that capability): the networks named by the pod's k8s.v1.cni.cncf.io/networks and v1.multus-cni.io/default-network annotations, if any, are unknown and not attached; set podAnnotationsFrom to none when pods have none"
+        );
+    }
+
+    /// After a request refused before anything ran: let the store forget the container,
+    /// unless an earlier ADD left a record of it. (The file store needs nothing here: its
+    /// lock file goes when the lock is released.)
     pub(super) fn forget_unrecorded(&self) {
         let store = self.seams.state;
         if matches!(store.load(&self.request.container_id), Ok(None)) {

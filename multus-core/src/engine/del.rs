@@ -80,6 +80,17 @@ impl Engine<'_> {
             {
                 self.plan(None).await?
             }
+            // The runtime's repeated DEL once the sandbox's netns is gone (containerd's
+            // on RemovePodSandbox): it removes the netns only after a DEL succeeded,
+            // and that DEL removed the record. Routine, not worth a WARN.
+            None if self.request.netns.is_empty() => {
+                let plan = self.plan(None).await?;
+                tracing::info!(
+                    deleting = %plan_labels(&plan),
+                    "no record of this sandbox and no network namespace (a repeated DEL after a successful one): deleting the networks the configuration determines again"
+                );
+                plan
+            }
             None => {
                 let plan = self.plan(None).await?;
                 tracing::warn!(
@@ -147,7 +158,7 @@ impl Engine<'_> {
 }
 
 /// `network (ifname)` of every delegate of a plan, for logs.
-fn plan_labels(plan: &Plan) -> String {
+pub(super) fn plan_labels(plan: &Plan) -> String {
     plan.delegates
         .iter()
         .map(|d| format!("{} ({})", d.network, d.ifname))

@@ -241,7 +241,7 @@ fn del_details(failures: &[DelegateFailure], deleted: &[String], record_kept: bo
         deleted.join(", ")
     };
     let record = if record_kept {
-        "the sandbox record is kept: a retried DEL deletes every attachment again from it"
+        "the sandbox record is kept: a retried DEL deletes every attachment again from it (a runtime that takes DEL errors containing \"not found\" as success never retries: once the sandbox is gone, `multus-ctl state prune --all` on the node deletes what is left and the record)"
     } else {
         "the sandbox record could not be kept: a retried DEL rebuilds the plan from the configuration"
     };

@@ -374,6 +374,25 @@ fn failure_at_k_rolls_back_everything_attempted_in_reverse() {
 }
 
 #[test]
+fn a_failed_final_record_write_rolls_everything_back() {
+    let world = World::new();
+    // The first record (the plan) is written; the disk is full for the last one.
+    world.state.fail_saves_from(2);
+    let err = add(&world, &conf("blue")).unwrap_err();
+    assert_eq!(
+        world.exec.summary(),
+        vec![
+            "ADD ptp eth0",
+            "ADD bridge net1",
+            "DEL bridge net1",
+            "DEL ptp eth0"
+        ]
+    );
+    assert_eq!(err.code(), 104);
+    assert!(world.state.load("c1").unwrap().is_none());
+}
+
+#[test]
 fn failed_rollback_keeps_state_for_the_runtime_del() {
     let mut world = World::new();
     world.exec.failing_del.insert("bridge".into());
@@ -912,7 +931,9 @@ fn failed_del_keeps_the_record_with_or_without_retry_delete_on_error() {
         assert_eq!(
             doc.details,
             "deleted: cluster (eth0); could not be deleted: default/blue (net1): plugin \"bridge\" failed: operation not supported; \
-             the sandbox record is kept: a retried DEL deletes every attachment again from it",
+             the sandbox record is kept: a retried DEL deletes every attachment again from it \
+             (a runtime that takes DEL errors containing \"not found\" as success never retries: \
+             once the sandbox is gone, `multus-ctl state prune --all` on the node deletes what is left and the record)",
             "retryDeleteOnError={retry}"
         );
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::error::{CtlResult, Outcome};
-use crate::output::{Printer, or_dash};
+use crate::output::{Printer, or_dash, value_text};
 use crate::sources::load_conf;
 
 /// Keys a runtime or chaining adds that multus reads elsewhere or ignores on purpose.
@@ -183,22 +183,6 @@ fn render(printer: &Printer, report: &ConfigReport, keys: &[(&'static str, Value
         ));
     }
     out
-}
-
-/// A value as one cell: strings bare, `-` for null and empty lists/objects, else JSON.
-fn value_text(value: &Value) -> String {
-    match value {
-        Value::Null => "-".to_owned(),
-        Value::String(s) => or_dash(s),
-        Value::Array(a) if a.is_empty() => "-".to_owned(),
-        Value::Object(o) if o.is_empty() => "-".to_owned(),
-        Value::Array(a) if a.iter().all(Value::is_string) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(", "),
-        other => other.to_string(),
-    }
 }
 
 /// `name (type, type)` per delegate.

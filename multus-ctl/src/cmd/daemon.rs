@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use crate::cli::SocketArgs;
 use crate::error::{CtlError, CtlResult, Outcome, one_line};
 use crate::exposition::{self, Family};
-use crate::output::{Level, Printer, or_dash, print_text, sections};
+use crate::output::{Level, Printer, or_dash, print_text, sections, value_text};
 use crate::sources::read_plugin_stdin;
 
 /// Where to look for the daemon when its pod is not running.
@@ -268,7 +268,7 @@ fn render_metrics(printer: &Printer, report: &MetricsReport) -> String {
             table.add_row(vec![
                 sample.name.clone(),
                 or_dash(&sample.labels_text()),
-                exposition::value_text(sample.value),
+                exposition::number_text(sample.value),
             ]);
         }
     }
@@ -401,15 +401,4 @@ fn render_config(printer: &Printer, report: &ConfigReport) -> String {
         }
     ));
     sections(parts)
-}
-
-/// A value as one cell: strings bare, `-` for null and empty, else JSON.
-fn value_text(value: &Value) -> String {
-    match value {
-        Value::Null => "-".to_owned(),
-        Value::String(s) => or_dash(s),
-        Value::Array(a) if a.is_empty() => "-".to_owned(),
-        Value::Object(o) if o.is_empty() => "-".to_owned(),
-        other => other.to_string(),
-    }
 }

@@ -77,7 +77,8 @@ pub fn run(printer: &Printer, args: &GenerateArgs) -> CtlResult {
                     .display()
                     .to_string()
             });
-            let options = multus_daemon::confmgr::generator_options(&config);
+            let mut options = multus_daemon::confmgr::generator_options(&config);
+            options.conflist |= args.conflist;
             produce(
                 &primary,
                 Path::new(&cluster_network),
@@ -86,7 +87,8 @@ pub fn run(printer: &Printer, args: &GenerateArgs) -> CtlResult {
             )?
         }
         (GenerateMode::Thin, _) => {
-            let options = thin_options(args);
+            let mut options = thin_options(args);
+            options.conflist |= args.conflist;
             produce(&primary, &args.primary, &options, None)?
         }
     };
@@ -260,7 +262,8 @@ fn from_daemon_config(
         .cluster_network
         .clone()
         .unwrap_or_else(|| config.autoconfig_dir.join(name).display().to_string());
-    let options = multus_daemon::confmgr::generator_options(config);
+    let mut options = multus_daemon::confmgr::generator_options(config);
+    options.conflist |= args.conflist;
     let mut produced = produce(
         primary,
         Path::new(&cluster_network),

@@ -201,20 +201,82 @@ impl NadSource<'_> {
     }
 }
 
+/// The pod `pod ARG [--container-id ID]` names, and its record if any:
+///
+/// - `NAMESPACE/NAME`: that Kubernetes pod (its newest record, or the `--container-id`
+///   one, which must belong to it);
+/// - `/NAME`: a container without a Kubernetes namespace (podman passes only
+///   `K8S_POD_NAME=<container name>`);
+/// - `NAME`: the pod in `default`, else a container without namespace of that name,
+///   else the container whose ID is `NAME`; with `--container-id`, whatever pod that
+///   record belongs to, if its name is `NAME`.
+fn target(
+    records: &Records,
+    arg: &str,
+    container_id: Option<&str>,
+) -> Result<(String, String, Option<Record>), CtlError> {
+    let explicit = arg.contains('/');
+    let (namespace, name) = match arg.strip_prefix('/') {
+        Some(name) if !name.is_empty() && !name.contains('/') => (String::new(), name.to_owned()),
+        _ if explicit => split_namespaced(arg, "pod")?,
+        // Podman's container names allow upper case and '_', which Kubernetes names do
+        // not: checked below against the records only.
+        _ => ("default".to_owned(), arg.to_owned()),
+    };
+    let identity = |record: &Record| {
+        record
+            .state
+            .as_ref()
+            .ok()
+            .map(|s| (s.pod_namespace.clone(), s.pod_name.clone()))
+    };
+    if let Some(id) = container_id {
+        let record = records.get(id)?;
+        if let Some((ns, pod)) = identity(&record)
+            && (pod != name || (explicit && ns != namespace))
+        {
+            let shown = if ns.is_empty() {
+                format!("/{pod}")
+            } else {
+                format!("{ns}/{pod}")
+            };
+            return Err(CtlError::Usage(format!(
+                "container {id} belongs to pod {shown}, not {arg}"
+            )));
+        }
+        let (ns, pod) = identity(&record).unwrap_or((namespace, name));
+        return Ok((ns, pod, Some(record)));
+    }
+    if explicit {
+        let record = records.find_pod(&namespace, &name)?;
+        return Ok((namespace, name, record));
+    }
+    if let Some(record) = records.find_pod("default", arg)? {
+        return Ok(("default".to_owned(), arg.to_owned(), Some(record)));
+    }
+    if let Some(record) = records.find_pod("", arg)? {
+        return Ok((String::new(), arg.to_owned(), Some(record)));
+    }
+    if multus_core::request::is_valid_container_id(arg)
+        && let Ok(record) = records.get(arg)
+        && let Some((ns, pod)) = identity(&record)
+    {
+        return Ok((ns, pod, Some(record)));
+    }
+    split_namespaced(arg, "pod")?;
+    Ok((namespace, name, None))
+}
+
 /// `pod NS/NAME`.
 pub fn run(printer: &Printer, global: &GlobalArgs, args: &PodArgs) -> CtlResult {
-    let (namespace, name) = split_namespaced(&args.pod, "pod")?;
     let conf = args.state.conf.as_deref().map(load_conf).transpose()?;
     let dir = cni_dir(&args.state)?;
     let records = Records::new(&dir);
+    let (namespace, name, record) = target(&records, &args.pod, args.container_id.as_deref())?;
     let cluster = Cluster::connect(global)?;
     let api_pod = match &cluster {
-        Some(c) => c.pod(&namespace, &name)?,
-        None => None,
-    };
-    let record: Option<Record> = match &args.container_id {
-        Some(id) => Some(records.get(id)?),
-        None => records.find_pod(&namespace, &name)?,
+        Some(c) if !namespace.is_empty() => c.pod(&namespace, &name)?,
+        _ => None,
     };
     let state: Option<SandboxState> = match &record {
         Some(r) => Some(
@@ -224,14 +286,6 @@ pub fn run(printer: &Printer, global: &GlobalArgs, args: &PodArgs) -> CtlResult 
         ),
         None => None,
     };
-    if let Some(state) = &state
-        && (state.pod_namespace != namespace || state.pod_name != name)
-    {
-        return Err(CtlError::Usage(format!(
-            "container {} belongs to pod {}/{}, not {namespace}/{name}",
-            state.container_id, state.pod_namespace, state.pod_name
-        )));
-    }
     if let Some(path) = &args.netns
         && !netns_exists(path)
     {

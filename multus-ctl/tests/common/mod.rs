@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// `PATH` for every process the tests start.
-pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub use multus_integration_tests::binaries::SYSTEM_PATH;
 
 /// The built `multus-ctl`.
 pub fn ctl_binary() -> PathBuf {

@@ -219,11 +219,9 @@ impl Thick {
     }
 }
 
-/// Write `bytes` to `path` through a temporary dot-file and a rename; `path`.
+/// Write `bytes` to `path` atomically (as an admin's tool would replace a config);
+/// `path`.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> PathBuf {
-    let name = path.file_name().unwrap().to_string_lossy().into_owned();
-    let temp = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&temp, bytes).unwrap();
-    std::fs::rename(&temp, path).unwrap();
+    multus_host::atomic::write_atomic(path, bytes, 0o644).unwrap();
     path.to_owned()
 }

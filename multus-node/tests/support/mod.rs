@@ -182,15 +182,7 @@ impl Manifest {
 
     /// Init containers, then containers.
     pub fn containers(&self) -> Vec<&Container> {
-        let spec = self
-            .daemon_set()
-            .spec
-            .as_ref()
-            .unwrap()
-            .template
-            .spec
-            .as_ref()
-            .unwrap();
+        let spec = self.daemon_set().spec.template.spec.as_ref().unwrap();
         spec.init_containers
             .iter()
             .flatten()
@@ -223,7 +215,7 @@ impl Manifest {
 
     /// The mount of `container` that contains `path`, and what it mounts.
     pub fn mount_of(&self, container: &Container, path: &Path) -> Option<(PathBuf, Source)> {
-        let spec = self.daemon_set().spec.as_ref()?.template.spec.as_ref()?;
+        let spec = self.daemon_set().spec.template.spec.as_ref()?;
         let mounts = container.volume_mounts.as_ref()?;
         let best = mounts
             .iter()

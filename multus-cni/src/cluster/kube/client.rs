@@ -1,6 +1,6 @@
 //! Which cluster source the configuration asks for, and the kube-rs client for it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -24,11 +24,26 @@ impl ApiSource {
     /// The source for `conf`, in this order: `kubeconfig`, `networkAttachmentDir`, the
     /// in-cluster environment (`env` is the process environment), none.
     pub fn for_conf(conf: &MultusConf, env: impl Fn(&str) -> Option<String>) -> Self {
-        if let Some(path) = &conf.kubeconfig {
-            return Self::Kubeconfig(path.clone());
+        Self::select(
+            conf.kubeconfig.as_deref(),
+            conf.network_attachment_dir.as_deref(),
+            env,
+        )
+    }
+
+    /// The one selection rule shared by the thin plugin and the daemon: a `kubeconfig`
+    /// wins, then a `networkAttachmentDir`, then the in-cluster environment (`env` reads
+    /// the process environment), else none.
+    pub fn select(
+        kubeconfig: Option<&Path>,
+        network_attachment_dir: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Self {
+        if let Some(path) = kubeconfig {
+            return Self::Kubeconfig(path.to_owned());
         }
-        if let Some(dir) = &conf.network_attachment_dir {
-            return Self::Files(dir.clone());
+        if let Some(dir) = network_attachment_dir {
+            return Self::Files(dir.to_owned());
         }
         let set = |key: &str| env(key).is_some_and(|v| !v.is_empty());
         if set("KUBERNETES_SERVICE_HOST") && set("KUBERNETES_SERVICE_PORT") {
@@ -67,6 +82,9 @@ pub async fn kube_config(source: &ApiSource, timeout: Duration) -> Result<kube::
     config.connect_timeout = Some(timeout);
     config.read_timeout = Some(timeout);
     config.write_timeout = Some(timeout);
+    // Our own retry policy (`apiRetries`, Retry-After, NotFound vs transient) decides;
+    // kube's built-in retry of 429/503/504 would multiply the attempts and the time.
+    config.default_retry = false;
     Ok(config)
 }
 

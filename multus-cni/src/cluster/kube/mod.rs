@@ -15,7 +15,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use http::{Method, Request, StatusCode, header};
+use http::StatusCode;
+use kube::core::params::{GetParams, Patch, PatchParams, PostParams};
 use multus_core::config::MultusConf;
 use multus_core::nad::{NetworkAttachmentDefinition, NetworkStatus};
 use multus_core::request::PodRef;
@@ -88,13 +89,15 @@ impl KubeClusterApi {
             .cloned()
     }
 
-    async fn get(&self, path: &str, what: &str) -> Result<Option<bytes::Bytes>, ApiError> {
+    async fn get(
+        &self,
+        collection: kube::core::Request,
+        name: &str,
+        what: &str,
+    ) -> Result<Option<bytes::Bytes>, ApiError> {
+        let name = objects::segment(name);
         let answer = retry::execute(self.client()?, self.policy, what, || {
-            Request::builder()
-                .method(Method::GET)
-                .uri(path)
-                .header(header::ACCEPT, "application/json")
-                .body(Vec::new())
+            collection.get(&name, &GetParams::default())
         })
         .await?;
         match answer.status {
@@ -114,7 +117,7 @@ impl ClusterApi for KubeClusterApi {
     async fn pod(&self, pod: &PodRef) -> Result<Option<PodInfo>, ApiError> {
         let what = format!("GET pod {}/{}", pod.namespace, pod.name);
         let Some(body) = self
-            .get(&objects::pod_path(&pod.namespace, &pod.name), &what)
+            .get(objects::pods(&pod.namespace), &pod.name, &what)
             .await?
         else {
             return Ok(None);
@@ -132,7 +135,7 @@ impl ClusterApi for KubeClusterApi {
         name: &str,
     ) -> Result<Option<NetworkAttachmentDefinition>, ApiError> {
         let what = format!("GET network-attachment-definition {namespace}/{name}");
-        let Some(body) = self.get(&objects::nad_path(namespace, name), &what).await? else {
+        let Some(body) = self.get(objects::nads(namespace), name, &what).await? else {
             return Ok(None);
         };
         objects::nad(&body, namespace, name)
@@ -150,15 +153,11 @@ impl ClusterApi for KubeClusterApi {
         }
         let what = format!("PATCH pod {}/{} network-status", pod.namespace, pod.name);
         let uid = self.known_uid(pod);
-        let body = objects::network_status_patch(status, uid.as_deref()).to_string();
-        let path = format!("{}/status", objects::pod_path(&pod.namespace, &pod.name));
+        let patch = Patch::Merge(objects::network_status_patch(status, uid.as_deref()));
+        let pods = objects::pods(&pod.namespace);
+        let name = objects::segment(&pod.name);
         let answer = retry::execute(self.client()?, self.policy, &what, || {
-            Request::builder()
-                .method(Method::PATCH)
-                .uri(path.as_str())
-                .header(header::CONTENT_TYPE, "application/merge-patch+json")
-                .header(header::ACCEPT, "application/json")
-                .body(body.clone().into_bytes())
+            pods.patch_subresource("status", &name, &PatchParams::default(), &patch)
         })
         .await?;
         match answer.status {
@@ -183,14 +182,9 @@ impl ClusterApi for KubeClusterApi {
             "POST event {} on pod {}/{}",
             event.reason, pod.namespace, pod.name
         );
-        let path = objects::events_path(&pod.namespace);
+        let events = objects::events(&pod.namespace);
         let answer = retry::execute(self.client()?, self.policy.once(), &what, || {
-            Request::builder()
-                .method(Method::POST)
-                .uri(path.as_str())
-                .header(header::CONTENT_TYPE, "application/json")
-                .header(header::ACCEPT, "application/json")
-                .body(body.clone())
+            events.create(&PostParams::default(), body.clone())
         })
         .await?;
         if answer.status.is_success() {

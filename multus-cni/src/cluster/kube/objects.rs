@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::Resource;
+use kube::core::Request as KubeRequest;
 use multus_core::nad::status::annotation_value;
 use multus_core::nad::{NETWORK_STATUS_ANNOTATION, NetworkAttachmentDefinition, NetworkStatus};
 use multus_core::request::PodRef;
@@ -16,7 +18,8 @@ use serde_json::{Value, json};
 pub const NAD_PATH: &str = "apis/k8s.cni.cncf.io/v1";
 const NAD_RESOURCE: &str = "network-attachment-definitions";
 
-/// Percent-encode one URL path segment (names come from CNI_ARGS and annotations).
+/// Percent-encode one URL path segment (names come from CNI_ARGS and annotations, so
+/// a `/` or `..` in one must never reach another path).
 pub fn segment(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
@@ -26,30 +29,30 @@ pub fn segment(text: &str) -> String {
             out.push_str(&format!("%{byte:02X}"));
         }
     }
-    out
+    // `.` and `..` are path segments of their own meaning, whatever their encoding.
+    match out.as_str() {
+        "." => "%2E".to_owned(),
+        ".." => "%2E%2E".to_owned(),
+        _ => out,
+    }
 }
 
-/// `/api/v1/namespaces/<ns>/pods/<name>`.
-pub fn pod_path(namespace: &str, name: &str) -> String {
-    format!(
-        "/api/v1/namespaces/{}/pods/{}",
-        segment(namespace),
-        segment(name)
-    )
+/// kube's request builder for the pods of `namespace`.
+pub fn pods(namespace: &str) -> KubeRequest {
+    KubeRequest::new(Pod::url_path(&(), Some(&segment(namespace))))
 }
 
-/// `/apis/k8s.cni.cncf.io/v1/namespaces/<ns>/network-attachment-definitions/<name>`.
-pub fn nad_path(namespace: &str, name: &str) -> String {
-    format!(
-        "/{NAD_PATH}/namespaces/{}/{NAD_RESOURCE}/{}",
-        segment(namespace),
-        segment(name)
-    )
+/// kube's request builder for the NetworkAttachmentDefinitions of `namespace`.
+pub fn nads(namespace: &str) -> KubeRequest {
+    KubeRequest::new(format!(
+        "/{NAD_PATH}/namespaces/{}/{NAD_RESOURCE}",
+        segment(namespace)
+    ))
 }
 
-/// `/api/v1/namespaces/<ns>/events`.
-pub fn events_path(namespace: &str) -> String {
-    format!("/api/v1/namespaces/{}/events", segment(namespace))
+/// kube's request builder for the events of `namespace`.
+pub fn events(namespace: &str) -> KubeRequest {
+    KubeRequest::new(Event::url_path(&(), Some(&segment(namespace))))
 }
 
 /// What multus needs of a pod.
@@ -114,12 +117,8 @@ pub fn network_status_patch(status: &[NetworkStatus], uid: Option<&str>) -> Valu
 
 /// A core/v1 Event on the pod, as upstream's recorder (component `multus`) makes it.
 pub fn event(pod: &PodRef, uid: Option<&str>, event: &PodEvent) -> Event {
-    let now = k8s_openapi::chrono::Utc::now();
-    let name = format!(
-        "{}.{:x}",
-        pod.name,
-        now.timestamp_nanos_opt().unwrap_or_default()
-    );
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let name = format!("{}.{:x}", pod.name, now.as_nanosecond());
     Event {
         metadata: ObjectMeta {
             name: Some(name),
@@ -153,19 +152,40 @@ pub fn event(pod: &PodRef, uid: Option<&str>, event: &PodEvent) -> Event {
 mod tests {
     use super::*;
 
+    fn uri(request: Result<http::Request<Vec<u8>>, kube::core::request::Error>) -> String {
+        request.unwrap().uri().to_string()
+    }
+
     #[test]
-    fn paths_escape_what_is_not_a_name() {
+    fn requests_escape_what_is_not_a_name() {
+        let get = kube::core::params::GetParams::default();
         assert_eq!(
-            pod_path("default", "web-0"),
+            uri(pods("default").get(&segment("web-0"), &get)),
             "/api/v1/namespaces/default/pods/web-0"
         );
         assert_eq!(
-            pod_path("a/b", "x?y"),
+            uri(pods("a/b").get(&segment("x?y"), &get)),
             "/api/v1/namespaces/a%2Fb/pods/x%3Fy"
         );
         assert_eq!(
-            nad_path("ns", "blue"),
+            uri(pods("..").get(&segment("."), &get)),
+            "/api/v1/namespaces/%2E%2E/pods/%2E"
+        );
+        assert_eq!(
+            uri(nads("ns").get(&segment("blue"), &get)),
             "/apis/k8s.cni.cncf.io/v1/namespaces/ns/network-attachment-definitions/blue"
+        );
+        let patch = kube::core::params::Patch::Merge(serde_json::json!({}));
+        let status = pods("ns").patch_subresource(
+            "status",
+            "web-0",
+            &kube::core::params::PatchParams::default(),
+            &patch,
+        );
+        assert_eq!(uri(status), "/api/v1/namespaces/ns/pods/web-0/status?");
+        assert_eq!(
+            uri(events("ns").create(&kube::core::params::PostParams::default(), Vec::new())),
+            "/api/v1/namespaces/ns/events?"
         );
     }
 

@@ -130,7 +130,7 @@ pub async fn execute(
     client: &kube::Client,
     policy: RetryPolicy,
     what: &str,
-    make: impl Fn() -> Result<Request<Vec<u8>>, http::Error>,
+    make: impl Fn() -> Result<Request<Vec<u8>>, kube::core::request::Error>,
 ) -> Result<Answer, ApiError> {
     let mut retry = 0;
     loop {

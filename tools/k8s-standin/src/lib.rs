@@ -24,7 +24,6 @@ mod faults;
 mod kinds;
 mod server;
 mod store;
-mod timefmt;
 mod tls;
 
 use std::path::{Path, PathBuf};

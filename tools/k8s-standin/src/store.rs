@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
 use crate::kinds::Kind;
-use crate::timefmt::now_rfc3339;
+use multus_host::time::rfc3339_now as now_rfc3339;
 
 /// A change, as a watch reports it.
 #[derive(Debug, Clone, PartialEq)]
