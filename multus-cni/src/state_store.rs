@@ -371,6 +371,7 @@ mod tests {
             phase: Phase::Added,
             attachments: vec![],
             network_status: vec![],
+            multus_network: None,
         }
     }
 

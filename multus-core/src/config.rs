@@ -141,7 +141,8 @@ pub struct MultusConf {
     /// `io.kubernetes.cri.pod-annotations` when it passed them, and skip the pod GET
     /// (multus-rs `trustRuntimeAnnotations`).
     pub trust_runtime_annotations: bool,
-    /// GC only: the attachments the runtime still uses (`cni.dev/valid-attachments`).
+    /// GC only: the attachments the runtime still uses (`cni.dev/valid-attachments`,
+    /// or libcni's legacy `cni.dev/attachments` when that is absent).
     pub valid_attachments: Vec<ValidAttachment>,
     /// The only plugin types networks selected by a pod (NADs, annotations) may use;
     /// `None`: any type but multus itself (multus-rs `allowedPluginTypes`).
@@ -229,8 +230,11 @@ struct RawConf {
     readiness_indicator_timeout_seconds: Option<f64>,
     #[serde(default)]
     trust_runtime_annotations: bool,
-    #[serde(default, rename = "cni.dev/valid-attachments")]
-    valid_attachments: Vec<ValidAttachment>,
+    #[serde(rename = "cni.dev/valid-attachments")]
+    valid_attachments: Option<Vec<ValidAttachment>>,
+    /// libcni's legacy name of `cni.dev/valid-attachments`, read when that is absent.
+    #[serde(rename = "cni.dev/attachments")]
+    legacy_attachments: Option<Vec<ValidAttachment>>,
     allowed_plugin_types: Option<Vec<String>>,
     max_networks_per_pod: Option<usize>,
     allow_runtime_config_from_annotations: Option<Vec<String>>,
@@ -240,7 +244,7 @@ struct RawConf {
 }
 
 /// Keys a runtime or chaining may add that multus reads elsewhere or on purpose ignores.
-const TOLERATED_KEYS: &[&str] = &["prevResult", "args", "ipam", "dns", "cni.dev/attachments"];
+const TOLERATED_KEYS: &[&str] = &["prevResult", "args", "ipam", "dns"];
 
 impl MultusConf {
     /// Parse the configuration the runtime passed on stdin.
@@ -329,7 +333,10 @@ impl MultusConf {
                 DEFAULT_READINESS_TIMEOUT_SECS,
             ),
             trust_runtime_annotations: raw.trust_runtime_annotations,
-            valid_attachments: raw.valid_attachments,
+            valid_attachments: raw
+                .valid_attachments
+                .or(raw.legacy_attachments)
+                .unwrap_or_default(),
             allowed_plugin_types: raw.allowed_plugin_types,
             max_networks_per_pod: raw
                 .max_networks_per_pod

@@ -199,8 +199,13 @@ impl DelegateConfig {
     }
 
     /// A copy whose list carries `version` when it has no `cniVersion` of its own.
+    ///
+    /// A single network config is returned unchanged: without `cniVersion` it means
+    /// 0.1.0 (CNI spec) and reaches its plugin as written, as upstream passes it.
     pub fn with_default_version(&self, version: CniVersion) -> Self {
-        if self.cni_version_text().is_some_and(|v| !v.is_empty()) {
+        if self.kind == DelegateKind::Single
+            || self.cni_version_text().is_some_and(|v| !v.is_empty())
+        {
             return self.clone();
         }
         let mut doc = self.doc.clone();
@@ -506,5 +511,14 @@ mod tests {
         let conf = DelegateConfig::from_bytes(br#"{"name":"l","plugins":[{"type":"a"}]}"#).unwrap();
         let filled = conf.with_default_version(CniVersion::V0_4_0);
         assert_eq!(filled.cni_version(), Some(CniVersion::V0_4_0));
+    }
+
+    #[test]
+    fn missing_single_conf_version_is_left_out() {
+        let text = br#"{"name":"s", "type":"a"}"#;
+        let conf = DelegateConfig::from_bytes(text).unwrap();
+        let kept = conf.with_default_version(CniVersion::V1_1_0);
+        assert_eq!(kept.raw().as_bytes(), text);
+        assert_eq!(kept.cni_version(), None);
     }
 }

@@ -13,7 +13,7 @@ use crate::cni::CniArgs;
 use crate::config::MultusConf;
 use crate::delegate::{DelegateConfig, DelegateConfigError};
 use crate::nad::annotation::{AnnotationError, validate_ifname};
-use crate::nad::manifest::find_config_by_name;
+use crate::nad::manifest::{find_config_by_name, unparsable_configs};
 use crate::nad::{
     DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION, NetworkSelectionElement,
     parse_networks_annotation,
@@ -24,6 +24,9 @@ use crate::seams::{ApiError, ClusterApi, ConfigFiles};
 pub mod chain;
 pub mod guard;
 mod prefetch;
+
+/// The configuration key of the networks every pod gets, for messages.
+const DEFAULT_NETWORKS: &str = "defaultNetworks";
 
 /// One delegate to run, with everything needed to run it again on DEL.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -64,6 +67,25 @@ pub struct Plan {
     /// Cluster network first, then static delegates, defaultNetworks, annotation
     /// networks and the auxiliary chain, in order.
     pub delegates: Vec<PlannedDelegate>,
+}
+
+impl Plan {
+    /// Refuse a delegate whose config has no CNI network name (missing or empty `name`
+    /// of a single config or of a list), before anything runs, as libcni refuses to run
+    /// it. NAD configs never fail this: their name is injected from the NAD.
+    pub fn check_network_names(&self) -> Result<(), PlanError> {
+        match self
+            .delegates
+            .iter()
+            .position(|d| d.config.name().is_empty())
+        {
+            None => Ok(()),
+            Some(position) => Err(PlanError::MissingNetworkName {
+                position,
+                plugin_types: self.delegates[position].config.plugin_types().join(", "),
+            }),
+        }
+    }
 }
 
 /// Why no plan could be made. Nothing has run when this is returned.
@@ -169,6 +191,17 @@ pub enum PlanError {
         /// `clusterNetwork` (empty when only `delegates` are configured).
         cluster_network: String,
     },
+    /// A delegate config without a CNI network name (libcni: `missing network name`).
+    #[error(
+        "missing network name: delegate {position} (plugin type {plugin_types}) has no \"name\"; every delegate config needs a non-empty CNI network name"
+    )]
+    MissingNetworkName {
+        /// Its position among the delegates: 0 is the cluster network, and static
+        /// `delegates` entries keep their index.
+        position: usize,
+        /// Its plugin types, comma-separated.
+        plugin_types: String,
+    },
     /// More than one default gateway of one family requested.
     #[error(
         "multus does not support ECMP for default-route: {count} IPv{family} gateways requested"
@@ -195,6 +228,7 @@ impl PlanError {
             Self::DuplicateIfname { second, .. } => Some(second),
             Self::Annotation { .. }
             | Self::TooManyNetworks { .. }
+            | Self::MissingNetworkName { .. }
             | Self::Ecmp { .. }
             | Self::AuxiliaryChainWithoutPath { .. } => None,
         }
@@ -324,7 +358,7 @@ impl<'a> Planner<'a> {
         }
         if self.gets_default_networks() {
             for name in &self.conf.default_networks {
-                match self.resolve_reference(name).await {
+                match self.resolve_reference(DEFAULT_NETWORKS, name).await {
                     Ok(resolved) => entries.push(Some((resolved, None))),
                     Err(error) if self.for_del => {
                         tracing::warn!(
@@ -367,7 +401,7 @@ impl<'a> Planner<'a> {
             networks.push(self.static_delegate(value)?);
         }
         for name in &self.conf.default_networks {
-            networks.push(self.resolve_reference(name).await?);
+            networks.push(self.resolve_reference(DEFAULT_NETWORKS, name).await?);
         }
         Ok(networks
             .into_iter()
@@ -437,7 +471,7 @@ impl<'a> Planner<'a> {
             return self.static_delegate(first);
         }
         let value = self.conf.cluster_network.as_deref().unwrap_or_default();
-        self.resolve_reference(value).await
+        self.resolve_reference("clusterNetwork", value).await
     }
 
     fn static_delegate(&self, value: &Value) -> Result<Resolved, PlanError> {
@@ -485,15 +519,27 @@ impl<'a> Planner<'a> {
 
     /// `clusterNetwork` / `defaultNetworks` resolution, in upstream's order: NAD in
     /// `multusNamespace`, CNI config name in `confDir`, directory, file.
-    async fn resolve_reference(&self, value: &str) -> Result<Resolved, PlanError> {
+    /// `key` (`clusterNetwork`, `defaultNetworks`) names where `value` comes from.
+    async fn resolve_reference(
+        &self,
+        key: &'static str,
+        value: &str,
+    ) -> Result<Resolved, PlanError> {
         if !value.contains('/') {
             match self.resolve_nad(&self.conf.multus_namespace, value).await {
                 Ok(resolved) => return Ok(resolved),
                 Err(PlanError::NetworkNotFound { .. }) => {}
                 Err(other) => return Err(other),
             }
+            let not_found = |detail| PlanError::NetworkNotFound {
+                network: value.to_owned(),
+                detail: format!(
+                    "{key} {value:?} names no NetworkAttachmentDefinition in namespace {:?} (multusNamespace), and {detail}",
+                    self.conf.multus_namespace
+                ),
+            };
             return self
-                .config_by_name(value, value)
+                .config_by_name(value, value, not_found)
                 .map(Resolved::named_by_config);
         }
         let path = Path::new(value);
@@ -551,24 +597,44 @@ impl<'a> Planner<'a> {
             })
     }
 
-    fn config_by_name(&self, network: &str, name: &str) -> Result<DelegateConfig, PlanError> {
+    /// The config named `name` in `confDir`. When there is none, `not_found` makes the
+    /// error from why, as the end of a sentence: "no CNI config named X was found in
+    /// DIR (confDir)", naming every file there that does not parse and its error.
+    fn config_by_name(
+        &self,
+        network: &str,
+        name: &str,
+        not_found: impl FnOnce(String) -> PlanError,
+    ) -> Result<DelegateConfig, PlanError> {
         let conf_dir = &self.conf.conf_dir;
-        let not_found = |detail: String| PlanError::NetworkNotFound {
-            network: network.to_owned(),
-            detail,
+        let files = match self.files.list_configs(conf_dir) {
+            Ok(files) => files,
+            Err(e) => {
+                return Err(not_found(format!(
+                    "{} (confDir) cannot be listed: {e}",
+                    conf_dir.display()
+                )));
+            }
         };
-        let files = self.files.list_configs(conf_dir).map_err(|e| {
-            not_found(format!(
-                "no NAD, and cannot list {}: {e}",
+        let broken = unparsable_configs(&files);
+        let broken_text = broken
+            .iter()
+            .map(|(path, error)| format!("{} does not parse: {error}", path.display()))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let Some(bytes) = find_config_by_name(&files, name) else {
+            let mut detail = format!(
+                "no CNI config named {name:?} was found in {} (confDir)",
                 conf_dir.display()
-            ))
-        })?;
-        let bytes = find_config_by_name(&files, name).ok_or_else(|| {
-            not_found(format!(
-                "no NetworkAttachmentDefinition and no CNI config named {name:?} in {}",
-                conf_dir.display()
-            ))
-        })?;
+            );
+            if !broken.is_empty() {
+                detail.push_str(&format!(", where {broken_text}"));
+            }
+            return Err(not_found(detail));
+        };
+        if !broken.is_empty() {
+            tracing::warn!(network, broken = %broken_text, "confDir holds CNI config files that do not parse");
+        }
         parse_config(network, bytes)
     }
 
@@ -597,7 +663,10 @@ impl<'a> Planner<'a> {
             })?;
         let config = match bytes {
             Some(bytes) => parse_config(&network, &bytes)?,
-            None => self.config_by_name(&network, name)?,
+            None => self.config_by_name(&network, name, |detail| PlanError::NetworkNotFound {
+                network: network.clone(),
+                detail: format!("the NAD has no config and {detail}"),
+            })?,
         };
         let config = guard::admit(self.conf, config).map_err(|source| PlanError::Refused {
             network: network.clone(),

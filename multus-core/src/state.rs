@@ -60,4 +60,17 @@ pub struct SandboxState {
     /// The network-status computed after ADD.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub network_status: Vec<NetworkStatus>,
+    /// The CNI `name` of the multus network that made this record, so that GC of one
+    /// multus network sharing a `cniDir` with another touches only its own records.
+    /// Absent in records written before it existed (GC then treats them as its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multus_network: Option<String>,
+}
+
+impl SandboxState {
+    /// Whether the multus network named `name` owns this record: it says so, or it
+    /// predates [`SandboxState::multus_network`] and names no network at all.
+    pub fn belongs_to(&self, name: &str) -> bool {
+        self.multus_network.as_deref().is_none_or(|own| own == name)
+    }
 }

@@ -273,6 +273,8 @@ impl UpstreamSandbox {
             phase: Phase::Added,
             attachments,
             network_status: Vec::new(),
+            // Upstream's caches do not say which multus network made them.
+            multus_network: None,
         })
     }
 

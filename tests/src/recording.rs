@@ -147,6 +147,15 @@ pub fn read_records(file: &Path) -> Vec<Record> {
         .collect()
 }
 
+/// The first call of `command` by the recorder tagged `tag`; panics listing every call
+/// when there is none.
+pub fn find_call<'a>(records: &'a [Record], command: &str, tag: &str) -> &'a Record {
+    records
+        .iter()
+        .find(|r| r.command == command && r.tag() == tag)
+        .unwrap_or_else(|| panic!("no {command} {tag} in {:?}", summaries(records)))
+}
+
 /// [`Record::summary`] of every record, in call order.
 pub fn summaries(records: &[Record]) -> Vec<String> {
     records.iter().map(Record::summary).collect()

@@ -8,7 +8,7 @@
 
 use multus_integration_tests::Harness;
 use multus_integration_tests::fixtures::{MultusConfig, POD_ANNOTATIONS_KEY, recorder_conf};
-use multus_integration_tests::recording::{Record, read_records, summaries};
+use multus_integration_tests::recording::{Record, find_call as find, read_records, summaries};
 use multus_integration_tests::runtime::Sandbox;
 use serde_json::{Value, json};
 
@@ -37,13 +37,6 @@ fn recorder_nad(h: &Harness, name: &str, extra: Value) -> String {
 
 fn records(h: &Harness) -> Vec<Record> {
     read_records(&h.dirs.record_file())
-}
-
-fn find<'a>(records: &'a [Record], command: &str, tag: &str) -> &'a Record {
-    records
-        .iter()
-        .find(|r| r.command == command && r.tag() == tag)
-        .unwrap_or_else(|| panic!("no {command} {tag} in {:?}", summaries(records)))
 }
 
 #[test]

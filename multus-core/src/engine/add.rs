@@ -94,6 +94,11 @@ impl Engine<'_> {
                 return Err(e);
             }
         };
+        plan.check_network_names()
+            .map_err(|source| MultusError::Plan {
+                pod: self.request.pod.clone(),
+                source: Box::new(source),
+            })?;
         if annotations.is_none() {
             self.warn_annotations_unknown(&plan);
         }
@@ -187,6 +192,7 @@ impl Engine<'_> {
                 })
                 .collect(),
             network_status: Vec::new(),
+            multus_network: Some(self.conf.name.clone()),
         }
     }
 

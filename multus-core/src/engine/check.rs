@@ -7,7 +7,13 @@ impl Engine<'_> {
     /// CHECK: every recorded attachment must still be present and pass its delegate's
     /// CHECK with the cached result as `prevResult` (the auxiliary chain, which has no
     /// interface of its own, is not checked).
+    ///
+    /// Only the interface and addresses the cached result lists are looked for in the
+    /// pod: a plugin that configures something without creating an interface (its
+    /// result is `{}` or only DNS) is checked by its own CHECK alone. Refused, as the
+    /// CNI spec says, when multus' own configuration is older than 0.4.0.
     pub async fn check(&self) -> Result<(), MultusError> {
+        self.require_version("CHECK", CniVersion::V0_4_0)?;
         let store = self.seams.state;
         let _lock = store
             .lock(&self.request.container_id)
@@ -37,23 +43,27 @@ impl Engine<'_> {
                 reason,
                 code,
             };
-            let present = self
-                .seams
-                .netns
-                .link_addresses(&self.request.netns, &delegate.ifname)
-                .await
-                .map_err(|e| netns_check_error(self, delegate, e))?;
-            let Some(present) = present else {
-                return Err(check_error(
-                    "interface is missing from the pod's network namespace".into(),
-                    crate::cni::ErrorCode::InvalidInterface.code(),
-                ));
-            };
-            if let Some(missing) = missing_address(attachment, &present) {
-                return Err(check_error(
-                    format!("address {missing} is missing from the interface"),
-                    crate::cni::ErrorCode::InvalidInterface.code(),
-                ));
+            if lists_interface(attachment) {
+                let present = self
+                    .seams
+                    .netns
+                    .link_addresses(&self.request.netns, &delegate.ifname)
+                    .await
+                    .map_err(|e| netns_check_error(self, delegate, e))?;
+                let Some(present) = present else {
+                    return Err(check_error(
+                        "interface is missing from the pod's network namespace".into(),
+                        crate::cni::ErrorCode::InvalidInterface.code(),
+                    ));
+                };
+                if let Some(missing) = missing_address(attachment, &present) {
+                    return Err(check_error(
+                        format!("address {missing} is missing from the interface"),
+                        crate::cni::ErrorCode::InvalidInterface.code(),
+                    ));
+                }
+            } else {
+                tracing::info!(network = %delegate.network, ifname = %delegate.ifname, "the cached result lists no interface or address for this attachment; only its delegate's CHECK runs");
             }
             let supports_check = delegate
                 .config
@@ -82,6 +92,21 @@ fn netns_check_error(
         network: delegate.network.clone(),
         source,
     }
+}
+
+/// Whether the attachment's interface must be in the pod: there is no usable cached
+/// result (ADD did not finish, or it does not parse), or the result lists the interface
+/// in the sandbox or an address on it.
+pub(super) fn lists_interface(attachment: &Attachment) -> bool {
+    let Some(result) = parse_result(attachment) else {
+        return true;
+    };
+    let ifname = &attachment.delegate.ifname;
+    let own_index = result
+        .interfaces
+        .iter()
+        .position(|i| i.is_in_sandbox() && &i.name == ifname);
+    own_index.is_some() || result.ips.iter().any(|ip| ip.interface.is_none())
 }
 
 /// The first address the attachment's cached result gave its interface that the

@@ -221,11 +221,13 @@ pub enum MultusError {
     },
     /// The command is valid CNI but needs a newer multus configuration version.
     #[error(
-        "Multus: {command} needs cniVersion 1.1.0 or later in the multus configuration, which has {version}"
+        "Multus: config version does not allow {command}: {command} needs cniVersion {required} or later in the multus configuration, which has {version} (no cniVersion counts as older)"
     )]
     VersionTooOld {
         /// The command.
         command: &'static str,
+        /// The oldest version that allows it.
+        required: &'static str,
         /// Multus' configured version.
         version: String,
     },
@@ -276,6 +278,7 @@ impl MultusError {
                 PlanError::Annotation { .. } => ErrorCode::InvalidAnnotation,
                 PlanError::NetworkNotFound { .. } => ErrorCode::NetworkNotFound,
                 PlanError::InvalidNetwork { .. }
+                | PlanError::MissingNetworkName { .. }
                 | PlanError::Chain { .. }
                 | PlanError::AuxiliaryChainWithoutPath { .. } => ErrorCode::InvalidNetworkConfig,
                 PlanError::Api { .. } => ErrorCode::ApiFailure,

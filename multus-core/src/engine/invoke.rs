@@ -74,7 +74,8 @@ impl Invoker<'_> {
         delegate: &PlannedDelegate,
         cached: Option<&Value>,
     ) -> Result<(), ExecError> {
-        let prev = self.prev_result_for(delegate, cached);
+        let prev = prev_result_for(delegate, cached);
+        let prev = prev.as_ref();
         let mut first_error = None;
         let types = delegate.config.plugin_types();
         for (index, plugin_type) in types.iter().enumerate().rev() {
@@ -107,21 +108,25 @@ impl Invoker<'_> {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// CHECK: run the plugins in order with the cached result as `prevResult`.
+    /// CHECK: run the plugins in order with the cached result as `prevResult`, in the
+    /// delegate's own cniVersion.
     pub async fn check(&self, delegate: &PlannedDelegate, cached: &Value) -> Result<(), ExecError> {
         self.check_with(delegate, Some(cached)).await
     }
 
-    /// CHECK with an optional `prevResult` (hot-plug passes the caller's, if any).
+    /// CHECK with an optional `prevResult` (hot-plug passes the caller's, if any),
+    /// converted to the delegate's cniVersion like a cached one.
     pub async fn check_with(
         &self,
         delegate: &PlannedDelegate,
         prev: Option<&Value>,
     ) -> Result<(), ExecError> {
+        let prev = prev_result_for(delegate, prev);
         for (index, plugin_type) in delegate.config.plugin_types().into_iter().enumerate() {
-            let stdin = delegate
-                .config
-                .plugin_stdin(index, &delegate.runtime_config, prev);
+            let stdin =
+                delegate
+                    .config
+                    .plugin_stdin(index, &delegate.runtime_config, prev.as_ref());
             self.call_for(
                 plugin_type,
                 Command::Check,
@@ -134,18 +139,6 @@ impl Invoker<'_> {
         Ok(())
     }
 
-    fn prev_result_for<'v>(
-        &self,
-        delegate: &PlannedDelegate,
-        cached: Option<&'v Value>,
-    ) -> Option<&'v Value> {
-        let supports = delegate
-            .config
-            .cni_version()
-            .is_some_and(|v| v >= CniVersion::V0_4_0);
-        cached.filter(|v| supports && !v.is_null())
-    }
-
     /// STATUS (CNI 1.1): ask every plugin of the config whether it is ready.
     pub async fn status(&self, config: &DelegateConfig) -> Result<(), ExecError> {
         for (index, plugin_type) in config.plugin_types().into_iter().enumerate() {
@@ -156,7 +149,8 @@ impl Invoker<'_> {
         Ok(())
     }
 
-    /// GC (CNI 1.1): every plugin of the config gets `cni.dev/valid-attachments`.
+    /// GC (CNI 1.1): every plugin of the config gets `cni.dev/valid-attachments` (and
+    /// its legacy alias `cni.dev/attachments`, as libcni sends it).
     pub async fn gc(
         &self,
         config: &DelegateConfig,
@@ -167,10 +161,10 @@ impl Invoker<'_> {
                 serde_json::from_slice(&config.plugin_stdin(index, &Map::new(), None))
                     .unwrap_or(Value::Null);
             if let Some(object) = doc.as_object_mut() {
-                object.insert(
-                    "cni.dev/valid-attachments".into(),
-                    valid_attachments.clone(),
-                );
+                // libcni sends both names: the current one and its legacy alias.
+                for key in ["cni.dev/valid-attachments", "cni.dev/attachments"] {
+                    object.insert(key.into(), valid_attachments.clone());
+                }
             }
             let stdin = doc.to_string().into_bytes();
             self.call(plugin_type, Command::Gc, config.name(), "", "", stdin)
@@ -229,6 +223,27 @@ impl Invoker<'_> {
                 timeout: self.timeout,
             })
             .await
+    }
+}
+
+/// The `prevResult` a delegate's DEL or CHECK gets: the cached result converted to
+/// the delegate's own cniVersion, as libcni converts it (CNI 0.4.0 and later only).
+/// A result that cannot be converted is passed as cached.
+fn prev_result_for(delegate: &PlannedDelegate, cached: Option<&Value>) -> Option<Value> {
+    let version = delegate
+        .config
+        .cni_version()
+        .filter(|v| *v >= CniVersion::V0_4_0)?;
+    let cached = cached.filter(|v| !v.is_null())?;
+    if CniResult::document_version(cached).is_ok_and(|own| own == version) {
+        return Some(cached.clone());
+    }
+    match CniResult::from_value(cached, version) {
+        Ok(result) => Some(result.to_value(version)),
+        Err(e) => {
+            tracing::warn!(network = %delegate.network, error = %e, "cached result cannot be converted to the delegate's cniVersion; passing it as cached");
+            Some(cached.clone())
+        }
     }
 }
 

@@ -251,6 +251,14 @@ fn conf(networks: &str) -> MultusConf {
     MultusConf::parse(doc.to_string().as_bytes()).unwrap()
 }
 
+/// [`conf`] at 0.4.0, which allows CHECK.
+fn check_conf(networks: &str) -> MultusConf {
+    MultusConf {
+        cni_version: CniVersion::V0_4_0,
+        ..conf(networks)
+    }
+}
+
 fn request(command: Command) -> CniRequest {
     let env: BTreeMap<String, String> = [
         ("CNI_COMMAND", command.as_str()),
@@ -503,7 +511,7 @@ fn check_reports_a_missing_interface_by_name() {
     add(&world, &conf("blue")).unwrap();
     world.netns.existing.insert("eth0".into());
     let request = request(Command::Check);
-    let err = pollster::block_on(Engine::new(&conf("blue"), &request, world.seams()).check())
+    let err = pollster::block_on(Engine::new(&check_conf("blue"), &request, world.seams()).check())
         .unwrap_err();
     let msg = err.to_string();
     assert!(
@@ -522,7 +530,7 @@ fn check_runs_delegate_check_with_cached_result() {
         .extend(["eth0".to_owned(), "net1".to_owned()]);
     world.exec.calls.lock().unwrap().clear();
     let request = request(Command::Check);
-    pollster::block_on(Engine::new(&conf("chain"), &request, world.seams()).check()).unwrap();
+    pollster::block_on(Engine::new(&check_conf("chain"), &request, world.seams()).check()).unwrap();
     assert_eq!(
         world.exec.summary(),
         vec!["CHECK ptp eth0", "CHECK macvlan net1", "CHECK tuning net1"]
@@ -674,6 +682,132 @@ fn gc_tears_down_invalid_sandboxes_and_forwards_valid_attachments() {
     assert_eq!(summary.len(), 5, "{summary:?}");
 }
 
+#[test]
+fn gc_never_touches_records_of_another_multus_network() {
+    let world = World::new();
+    let conf = conf_1_1(json!({"name": "multus-a"}));
+    run(&world, &conf, Command::Add).unwrap();
+    let mut record = world.state.load("c1").unwrap().unwrap();
+    assert_eq!(record.multus_network.as_deref(), Some("multus-a"));
+    record.multus_network = Some("multus-b".into());
+    world.state.save(&record).unwrap();
+    world.exec.calls.lock().unwrap().clear();
+
+    run(&world, &conf, Command::Gc).unwrap();
+
+    assert_eq!(world.exec.summary(), vec!["GC ptp "], "no DEL");
+    assert!(world.state.load("c1").unwrap().is_some());
+    // Its attachment on the network both use stays valid.
+    assert_eq!(
+        world.exec.calls()[0].3["cni.dev/valid-attachments"],
+        json!([{"containerID": "c1", "ifname": "eth0"}])
+    );
+}
+
+#[test]
+fn gc_collects_a_record_without_multus_network_as_its_own() {
+    let world = World::new();
+    let conf = conf_1_1(json!({"name": "multus-a"}));
+    run(&world, &conf, Command::Add).unwrap();
+    let mut record = world.state.load("c1").unwrap().unwrap();
+    record.multus_network = None;
+    world.state.save(&record).unwrap();
+
+    run(&world, &conf, Command::Gc).unwrap();
+
+    assert!(world.state.load("c1").unwrap().is_none());
+}
+
+#[test]
+fn gc_keeps_a_valid_sandbox_without_record_on_every_network() {
+    let world = World::new();
+    let conf = conf_1_1(json!({}));
+    run(&world, &conf, Command::Add).unwrap();
+    world.exec.calls.lock().unwrap().clear();
+
+    let gc_conf = conf_1_1(json!({"cni.dev/attachments": [
+        {"containerID": "c1", "ifname": "eth0"},
+        {"containerID": "lost", "ifname": "eth0"},
+    ]}));
+    run(&world, &gc_conf, Command::Gc).unwrap();
+
+    // Only the cluster network is sent GC, with the unrecorded sandbox valid on it.
+    assert_eq!(world.exec.summary(), vec!["GC ptp "]);
+    let gc = &world.exec.calls()[0].3;
+    let valid = json!([
+        {"containerID": "c1", "ifname": "eth0"},
+        {"containerID": "lost", "ifname": "eth0"},
+    ]);
+    assert_eq!(gc["cni.dev/valid-attachments"], valid);
+    assert_eq!(gc["cni.dev/attachments"], valid);
+}
+
+#[test]
+fn check_needs_a_0_4_0_multus_configuration() {
+    let world = World::new();
+    let conf = MultusConf::parse(
+        br#"{"delegates": [{"cniVersion": "0.4.0", "name": "cluster", "type": "ptp"}]}"#,
+    )
+    .unwrap();
+    let request = request(Command::Check);
+    let engine = Engine::new(&conf, &request, world.seams());
+    let err = pollster::block_on(engine.check()).unwrap_err();
+    assert_eq!(err.code(), 1);
+    assert!(
+        err.to_string()
+            .contains("config version does not allow CHECK"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_nameless_delegate_is_refused_before_anything_runs() {
+    let world = World::new();
+    let conf = MultusConf::parse(
+        br#"{"cniVersion": "1.0.0", "delegates": [
+            {"cniVersion": "1.0.0", "name": "cluster", "type": "ptp"},
+            {"cniVersion": "1.0.0", "name": "", "type": "bridge"}]}"#,
+    )
+    .unwrap();
+    let err = add(&world, &conf).unwrap_err();
+    assert_eq!(err.code(), 7);
+    assert!(
+        err.to_string().contains("missing network name: delegate 1"),
+        "{err}"
+    );
+    assert!(world.exec.calls().is_empty());
+    assert!(world.state.load("c1").unwrap().is_none());
+}
+
+#[test]
+fn check_looks_only_for_what_the_cached_result_lists() {
+    let world = World::new();
+    add(&world, &conf("blue")).unwrap();
+    let state = world.state.load("c1").unwrap().unwrap();
+    let mut attachment = state.attachments[1].clone();
+    let listed = |result: Value| {
+        let mut attachment = attachment.clone();
+        attachment.result = Some(result);
+        check::lists_interface(&attachment)
+    };
+    assert!(listed(
+        json!({"cniVersion": "1.0.0", "interfaces": [{"name": "net1", "sandbox": "/p"}]})
+    ));
+    assert!(listed(
+        json!({"cniVersion": "0.2.0", "ip4": {"ip": "10.0.0.2/24"}})
+    ));
+    assert!(!listed(json!({"cniVersion": "1.0.0"})));
+    assert!(!listed(
+        json!({"cniVersion": "1.0.0", "dns": {"nameservers": ["10.0.0.10"]}})
+    ));
+    assert!(!listed(
+        json!({"cniVersion": "1.0.0", "interfaces": [{"name": "net1"}], "ips": [{"interface": 0, "address": "10.0.0.2/24"}]})
+    ));
+    // No result at all (ADD did not finish): the interface is looked for.
+    attachment.result = None;
+    assert!(check::lists_interface(&attachment));
+}
+
 mod api;
 mod chaining;
 mod upstream;
@@ -744,7 +878,7 @@ fn check_reports_a_missing_address() {
         .extend(["eth0".to_owned(), "net1".to_owned()]);
     world.netns.stripped.insert("net1".into());
     let request = request(Command::Check);
-    let err = pollster::block_on(Engine::new(&conf("blue"), &request, world.seams()).check())
+    let err = pollster::block_on(Engine::new(&check_conf("blue"), &request, world.seams()).check())
         .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("10.0.0.2") && msg.contains("net1"), "{msg}");

@@ -63,19 +63,21 @@ impl Engine<'_> {
 
     /// GC of the sandboxes upstream attached (those without a multus-rs record): a valid
     /// one keeps its attachments on the networks' valid lists, an invalid one is torn
-    /// down and its caches removed.
+    /// down and its caches removed. Returns the container IDs of the valid ones, which
+    /// therefore have a record.
     pub(super) async fn gc_upstream(
         &self,
         valid: &ValidSet<'_>,
-        networks: &mut BTreeMap<String, (DelegateConfig, Vec<Value>)>,
+        targets: &mut super::cni11::GcTargets,
         failures: &mut Vec<String>,
-    ) {
+    ) -> HashSet<String> {
         let store = self.seams.state;
+        let mut kept = HashSet::new();
         let ids = match store.list_upstream() {
             Ok(ids) => ids,
             Err(e) => {
                 failures.push(format!("upstream caches: {e}"));
-                return;
+                return kept;
             }
         };
         // A sandbox with a multus-rs record was handled from it.
@@ -92,7 +94,8 @@ impl Engine<'_> {
                 continue;
             };
             if valid.contains(&(record.container_id.as_str(), record.ifname.as_str())) {
-                list_valid_attachments(networks, &record);
+                targets.keep(&record);
+                kept.insert(record.container_id);
                 continue;
             }
             tracing::info!(container = %id, "sandbox attached by upstream Multus is not valid any more; deleting its attachments");
@@ -109,22 +112,6 @@ impl Engine<'_> {
                 Err(e) => failures.push(format!("{id}: {e}")),
             }
         }
-    }
-}
-
-/// Add a valid sandbox's attachments to the valid attachments of their networks.
-pub(super) fn list_valid_attachments(
-    networks: &mut BTreeMap<String, (DelegateConfig, Vec<Value>)>,
-    record: &SandboxState,
-) {
-    for attachment in &record.attachments {
-        let delegate = &attachment.delegate;
-        let entry = networks
-            .entry(delegate.network.clone())
-            .or_insert_with(|| (delegate.config.clone(), Vec::new()));
-        entry.1.push(serde_json::json!({
-            "containerID": record.container_id,
-            "ifname": delegate.ifname,
-        }));
+        kept
     }
 }

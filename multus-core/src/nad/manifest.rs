@@ -215,6 +215,25 @@ pub fn find_config_by_name<'a>(files: &'a [(PathBuf, Vec<u8>)], name: &str) -> O
         .map(|(_, bytes)| bytes.as_slice())
 }
 
+/// The files among `files` (as for [`find_config_by_name`]) that are not a JSON
+/// object, sorted by path, each with its parse error: what a confDir lookup reports
+/// instead of skipping them silently.
+pub fn unparsable_configs(files: &[(PathBuf, Vec<u8>)]) -> Vec<(PathBuf, String)> {
+    let mut broken: Vec<(PathBuf, String)> = files
+        .iter()
+        .filter_map(|(path, bytes)| {
+            let error = match serde_json::from_slice::<Value>(bytes) {
+                Ok(Value::Object(_)) => return None,
+                Ok(other) => format!("not a JSON object but {}", json_type(&other)),
+                Err(e) => e.to_string(),
+            };
+            Some((path.clone(), error))
+        })
+        .collect();
+    broken.sort();
+    broken
+}
+
 impl NetworkAttachmentDefinition {
     /// `namespace/name`, the name used in events and network-status.
     pub fn qualified_name(&self) -> String {
@@ -1018,6 +1037,13 @@ items:
         );
         assert_eq!(find("missing"), None);
         assert_eq!(find_config_by_name(&[], "net"), None);
+        assert_eq!(
+            unparsable_configs(&files),
+            vec![(
+                PathBuf::from("/etc/cni/net.d/10-bad.conf"),
+                "expected ident at line 1 column 2".to_owned()
+            )]
+        );
     }
 
     #[test]

@@ -8,6 +8,9 @@
 //! - ADD prints a result of the config's `cniVersion`: `prevResult` passed through when
 //!   present, else one sandbox interface named `CNI_IFNAME` with the address of config
 //!   key `address` when given (no IPs otherwise).
+//!   Config key `fixedResult` (an object) replaces that result: it is printed as given,
+//!   with `cniVersion` set. Config key `resultVersion` makes ADD answer in that
+//!   version instead of the config's (a plugin that answers in another version).
 //! - DEL and CHECK print nothing.
 //! - STATUS and GC print nothing when the config's `cniVersion` is 1.1.0 (GC's record
 //!   holds `cni.dev/valid-attachments` in its stdin); at older versions they fail with
@@ -101,8 +104,13 @@ fn run() -> i32 {
         &container_id,
         &ifname,
     );
+    let result_version = conf
+        .get("resultVersion")
+        .and_then(Value::as_str)
+        .unwrap_or(&version)
+        .to_owned();
     let result = (command == "ADD" && failure.is_none())
-        .then(|| result_for(&conf, &version, &ifname, &env("CNI_NETNS")));
+        .then(|| result_for(&conf, &result_version, &ifname, &env("CNI_NETNS")));
     let record = Record {
         command,
         container_id,
@@ -164,9 +172,10 @@ fn failure_for(
     }
 }
 
-/// The ADD result in the config's version.
+/// The ADD result in `version`.
 fn result_for(conf: &Value, version: &str, ifname: &str, netns: &str) -> Value {
-    if let Some(prev) = conf.get("prevResult").filter(|p| p.is_object()) {
+    let given = conf.get("fixedResult").or_else(|| conf.get("prevResult"));
+    if let Some(prev) = given.filter(|p| p.is_object()) {
         let mut result = prev.clone();
         result["cniVersion"] = Value::from(version);
         return result;
