@@ -12,6 +12,8 @@
 
 pub mod cni;
 pub mod config;
+pub mod daemon_api;
+pub mod daemon_config;
 pub mod delegate;
 pub mod engine;
 pub mod generate;

@@ -15,7 +15,8 @@
 pub mod admission;
 pub mod blocking;
 pub mod cache;
-pub mod config;
+/// `daemon-config.json`, the model of multus-core.
+pub use multus_core::daemon_config as config;
 pub mod confmgr;
 pub mod connections;
 pub mod exec;
@@ -44,15 +45,7 @@ pub const NODE_NAME_ENV: &str = "MULTUS_NODE_NAME";
 /// How long start-up waits for `readinessindicatorfile` (upstream: 45 s).
 pub const READINESS_WAIT: Duration = Duration::from_secs(45);
 
-/// Where the daemon's pods and NADs come from: the daemon configuration's
-/// `kubeconfig`, its `networkAttachmentDir`, the in-cluster environment, or none.
-pub fn api_source(config: &DaemonConfig) -> ApiSource {
-    ApiSource::select(
-        config.kubeconfig.as_deref(),
-        config.network_attachment_dir.as_deref(),
-        |key| std::env::var(key).ok(),
-    )
-}
+pub use multus_cni::daemon_config::api_source;
 
 async fn wait_for_readiness_file(path: &std::path::Path) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + READINESS_WAIT;

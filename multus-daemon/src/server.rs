@@ -27,10 +27,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use multus_core::cni::{CniError, CniResult, CniVersion, ErrorCode};
 use multus_core::config::MultusConf;
+use multus_core::daemon_api::{self as api, MAX_REQUEST_BYTES, Request};
 use multus_core::engine::{Engine, MultusError, Seams};
 use multus_core::request::{CniRequest, Command};
 use multus_core::seams::ClusterApi;
-use multus_shim::api::{self, MAX_REQUEST_BYTES, Request};
 use tokio::sync::watch;
 
 use crate::admission::{Admission, Rejection};

@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use multus_core::cni::CniVersion;
-use multus_core::config::MultusConf;
+use crate::cni::CniVersion;
+use crate::config::MultusConf;
 use serde_json::{Map, Value};
 
 /// Default `--config`.
@@ -240,15 +240,6 @@ fn cpus() -> usize {
 }
 
 impl DaemonConfig {
-    /// Read and check the file.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::parse(path, &bytes)
-    }
-
     /// Parse and check a document read from `path`.
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<Self, ConfigError> {
         let raw: Map<String, Value> =
@@ -365,7 +356,7 @@ impl DaemonConfig {
             chroot_dir: keys.path("chrootDir")?,
             socket_dir: keys
                 .path("socketDir")?
-                .unwrap_or_else(|| PathBuf::from(multus_shim::api::DEFAULT_SOCKET_DIR)),
+                .unwrap_or_else(|| PathBuf::from(crate::daemon_api::DEFAULT_SOCKET_DIR)),
             daemon_socket_dir: keys.string("daemonSocketDir")?,
             metrics_port,
             metrics_address,
