@@ -20,6 +20,8 @@ pub const DEFAULT_CNI_CONFIG_DIR: &str = "/etc/cni/net.d";
 pub const DEFAULT_MAX_QUEUED: usize = 64;
 /// Default `queueTimeoutSeconds`.
 pub const DEFAULT_QUEUE_TIMEOUT_SECS: f64 = 30.0;
+/// Default `reapStaleRecordsSeconds`.
+pub const DEFAULT_REAP_STALE_RECORDS_SECS: u64 = 600;
 /// The key of the readiness indicator file (all lower case, as upstream).
 pub const READINESS_KEY: &str = "readinessindicatorfile";
 
@@ -120,6 +122,10 @@ pub struct DaemonConfig {
     pub del_grace_seconds: Option<u64>,
     /// `daemonReadyTimeoutSeconds` (multus-rs shim key, written into the conf).
     pub ready_timeout_seconds: Option<f64>,
+    /// `reapStaleRecordsSeconds` (multus-rs; default 600): how often records of
+    /// sandboxes whose pod is gone are torn down, and how old a record must be for
+    /// that; `None` (the key set to 0) never.
+    pub reap_stale_records: Option<Duration>,
     /// `kubeconfig`: the daemon's API credentials (else in-cluster).
     pub kubeconfig: Option<PathBuf>,
     /// `networkAttachmentDir`: file-based NADs (no API server).
@@ -154,6 +160,7 @@ const DAEMON_KEYS: &[&str] = &[
     "queueTimeoutSeconds",
     "daemonUnreachableDelGraceSeconds",
     "daemonReadyTimeoutSeconds",
+    "reapStaleRecordsSeconds",
 ];
 
 struct Keys<'a> {
@@ -382,6 +389,12 @@ impl DaemonConfig {
             queue_timeout: Duration::from_secs_f64(queue_timeout),
             del_grace_seconds: keys.integer("daemonUnreachableDelGraceSeconds", 0, 31_536_000)?,
             ready_timeout_seconds: keys.seconds("daemonReadyTimeoutSeconds", false)?,
+            reap_stale_records: match keys.integer("reapStaleRecordsSeconds", 0, 31_536_000)? {
+                Some(0) => None,
+                seconds => Some(Duration::from_secs(
+                    seconds.unwrap_or(DEFAULT_REAP_STALE_RECORDS_SECS),
+                )),
+            },
             kubeconfig: multus.kubeconfig.clone(),
             network_attachment_dir: multus.network_attachment_dir.clone(),
             api_timeout: multus.api_timeout,
@@ -433,6 +446,7 @@ impl DaemonConfig {
             "queueTimeoutSeconds": self.queue_timeout.as_secs_f64(),
             "daemonUnreachableDelGraceSeconds": self.del_grace_seconds,
             "daemonReadyTimeoutSeconds": self.ready_timeout_seconds,
+            "reapStaleRecordsSeconds": self.reap_stale_records.map_or(0, |d| d.as_secs()),
             "kubeconfig": path(&self.kubeconfig),
             "networkAttachmentDir": path(&self.network_attachment_dir),
             "apiTimeoutSeconds": self.api_timeout.as_secs_f64(),
@@ -497,6 +511,7 @@ mod tests {
         assert_eq!(config.bin_dir, PathBuf::from("/opt/cni/bin"));
         assert_eq!(config.max_queued, 64);
         assert_eq!(config.queue_timeout, Duration::from_secs(30));
+        assert_eq!(config.reap_stale_records, Some(Duration::from_secs(600)));
         assert_eq!(config.max_concurrent, 2 * cpus());
         assert_eq!(config.connection_limit, None);
         assert_eq!(config.metrics_port, None);

@@ -23,6 +23,7 @@ pub mod exec;
 pub mod hotplug;
 pub mod listener;
 pub mod metrics;
+pub mod reaper;
 pub mod server;
 
 use std::sync::atomic::AtomicBool;
@@ -111,12 +112,22 @@ pub async fn run(config: DaemonConfig) -> Result<(), String> {
         caches,
         ready: AtomicBool::new(true),
         manager: Arc::new(Mutex::new(ManagerStatus::default())),
+        runtime_cni_path: Mutex::new(None),
     });
     let manager = tokio::spawn(confmgr::run(
         config.clone(),
         daemon.manager.clone(),
         shutdown_rx.clone(),
     ));
+    let reaper = match (&daemon.caches, config.reap_stale_records) {
+        (Some(caches), Some(period)) => Some(tokio::spawn(reaper::run(
+            daemon.clone(),
+            caches.live(),
+            period,
+            shutdown_rx.clone(),
+        ))),
+        _ => None,
+    };
     let metrics_server = match config.metrics_port {
         Some(port) => {
             let address: std::net::IpAddr = config
@@ -171,6 +182,9 @@ pub async fn run(config: DaemonConfig) -> Result<(), String> {
     .await;
     let _ = std::fs::remove_file(&socket);
     let _ = manager.await;
+    if let Some(task) = reaper {
+        let _ = task.await;
+    }
     if let Some(task) = metrics_server {
         let _ = task.await;
     }
