@@ -269,7 +269,7 @@ fn installs_writes_the_kubeconfig_and_conf_then_follows_token_and_primary_change
     let kubeconfig = host.multus_d().join("multus.kubeconfig");
     let token = host.multus_d().join("multus.token");
     let doc: Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(&kubeconfig).unwrap()).unwrap();
+        serde_saphyr::from_str(&std::fs::read_to_string(&kubeconfig).unwrap()).unwrap();
     assert_eq!(
         doc["clusters"][0]["cluster"]["server"],
         "https://10.96.0.1:443"
