@@ -9,6 +9,7 @@
 #![deny(unsafe_code)]
 
 pub mod cluster;
+pub mod devices;
 pub mod edge;
 pub mod exec;
 pub mod files;

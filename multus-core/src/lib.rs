@@ -13,6 +13,7 @@
 pub mod cni;
 pub mod config;
 pub mod delegate;
+pub mod devices;
 pub mod engine;
 pub mod generate;
 pub mod nad;

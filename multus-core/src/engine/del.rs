@@ -51,7 +51,10 @@ impl Engine<'_> {
         for attachment in record.attachments.iter().rev() {
             let delegate = &attachment.delegate;
             match invoker.del(delegate, attachment.result.as_ref()).await {
-                Ok(()) => deleted.push(label(delegate)),
+                Ok(()) => {
+                    self.release_device(delegate);
+                    deleted.push(label(delegate));
+                }
                 // Without a record nothing says this network was ever attached, and a
                 // plugin that is not installed cannot have attached it: failing would
                 // only leave the sandbox stuck.
