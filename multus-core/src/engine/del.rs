@@ -61,6 +61,16 @@ impl Engine<'_> {
                 Err(ExecError::NotFound { plugin, .. }) if !recorded => {
                     tracing::warn!(network = %delegate.network, plugin, "plugin not installed; nothing recorded to delete");
                 }
+                // Without a record, a device network's device is unknown (DEL asks no
+                // kubelet): its plugin cannot be told what to release, and nothing says
+                // it was ever attached.
+                Err(error)
+                    if !recorded
+                        && delegate.resource_name.is_some()
+                        && delegate.device.is_none() =>
+                {
+                    tracing::warn!(network = %delegate.network, %error, "no record of this sandbox, so the device of this resourceName network is unknown; its DEL failure is ignored");
+                }
                 Err(error) => failures.push(DelegateFailure {
                     network: delegate.network.clone(),
                     ifname: delegate.ifname.clone(),

@@ -192,3 +192,14 @@ fn a_failing_later_network_rolls_back_the_device_network_and_its_device_info() {
     assert!(world.state.load("c1").unwrap().is_none());
     assert!(world.exec.summary().contains(&"DEL sriov net1".to_owned()));
 }
+
+#[test]
+fn del_without_a_record_tolerates_a_device_network_it_cannot_name_the_device_of() {
+    let mut world = world_with(MemoryDevices::with_map(two_vfs()));
+    world.exec.failing_del.insert("sriov".into());
+    del(&world, &conf("sriov-a")).unwrap();
+    assert_eq!(world.devices.lookups(), 0);
+    // With a record the device is known, and a failing DEL is reported.
+    add(&world, &conf("sriov-a")).unwrap();
+    assert!(del(&world, &conf("sriov-a")).is_err());
+}
