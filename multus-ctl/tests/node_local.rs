@@ -269,6 +269,65 @@ fn nad_validate_explains_every_problem() {
 }
 
 #[test]
+fn nad_validate_warns_when_a_resource_network_ignores_device_ids() {
+    let work = workdir();
+    let dir = work.path();
+    let nad = |name: &str, config: &str| {
+        format!(
+            "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata:\n  name: {name}\n  namespace: default\n  annotations:\n    k8s.v1.cni.cncf.io/resourceName: intel.com/sriov\nspec:\n  config: '{config}'\n"
+        )
+    };
+    std::fs::write(
+        dir.join("resource-bridge.yaml"),
+        nad(
+            "resource-bridge",
+            r#"{"cniVersion":"1.0.0","name":"resource-bridge","type":"bridge","ipam":{"type":"host-local","subnet":"10.1.0.0/24"}}"#,
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("resource-sriov.yaml"),
+        nad(
+            "resource-sriov",
+            r#"{"cniVersion":"1.0.0","name":"resource-sriov","type":"sriov","ipam":{"type":"host-local","subnet":"10.1.0.0/24"}}"#,
+        ),
+    )
+    .unwrap();
+    let run = ctl(
+        dir,
+        &[
+            "nad",
+            "validate",
+            "resource-bridge.yaml",
+            "--bin-dir",
+            "bin",
+            "-o",
+            "json",
+        ],
+    );
+    let text = run.stdout.clone();
+    assert!(text.contains("bridge ignores deviceID"), "{text}");
+    let run = ctl(
+        dir,
+        &[
+            "nad",
+            "validate",
+            "resource-sriov.yaml",
+            "--bin-dir",
+            "bin",
+            "-o",
+            "json",
+        ],
+    );
+    assert!(
+        run.stdout.contains("passed as deviceID and pciBusID"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("ignores deviceID"), "{}", run.stdout);
+}
+
+#[test]
 fn nad_validate_bad_input() {
     let work = workdir();
     let dir = work.path();
