@@ -877,6 +877,42 @@ fn pod_addresses_a_container_without_namespace() {
 }
 
 #[test]
+fn pod_shows_each_network_s_resource_device_and_its_source() {
+    let work = workdir();
+    let dir = work.path();
+    let sandboxes = dir.join("cni/sandboxes");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sandboxes.join("gone-2.json")).unwrap()).unwrap();
+    record["containerId"] = "sriov-5".into();
+    record["podName"] = "vf".into();
+    record["attachments"][1]["resourceName"] = "intel.com/sriov".into();
+    record["attachments"][1]["device"] =
+        serde_json::json!({"deviceID": "0000:03:02.1", "source": "dra"});
+    std::fs::write(
+        sandboxes.join("sriov-5.json"),
+        serde_json::to_vec(&record).unwrap(),
+    )
+    .unwrap();
+    let base = ["--no-api", "pod", "team-a/vf", "--cni-dir", "cni"];
+    let table = ctl(dir, &base);
+    assert!(
+        table
+            .stdout
+            .contains("intel.com/sriov: device 0000:03:02.1 from dra"),
+        "{}",
+        table.stdout
+    );
+    let mut json = base.to_vec();
+    json.extend(["-o", "json"]);
+    let value = ctl(dir, &json).json();
+    let attachment = &value["attachments"][1];
+    assert_eq!(attachment["resourceName"], "intel.com/sriov", "{value:#}");
+    assert_eq!(attachment["device"]["deviceID"], "0000:03:02.1");
+    assert_eq!(attachment["device"]["source"], "dra");
+    assert!(value["attachments"][0].get("device").is_none());
+}
+
+#[test]
 fn pod_bad_input() {
     let work = workdir();
     let dir = work.path();
