@@ -18,7 +18,7 @@ use tonic::transport::{Endpoint, Uri};
 /// and for fakes of the kubelet).
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod api {
-    tonic::include_proto!("v1");
+    include!("podresources_v1.rs");
 }
 
 use api::pod_resources_lister_client::PodResourcesListerClient;
