@@ -239,6 +239,27 @@ mod tests {
         assert_eq!(cni_info_file("ns/n", &"c".repeat(300), "net1"), None);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn device_info_names_are_always_plain_file_names(
+            resource in ".{0,80}",
+            device in ".{0,80}",
+            container in "[a-zA-Z0-9_.-]{0,80}",
+        ) {
+            for name in [
+                device_plugin_info_file(&resource, &device),
+                cni_info_file(&resource, &container, &device),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                proptest::prop_assert!(!name.contains('/') && !name.contains(".."), "{}", name);
+                proptest::prop_assert!(!name.is_empty() && name.len() <= MAX_FILE_NAME);
+                proptest::prop_assert!(name != "." && name != "..");
+            }
+        }
+    }
+
     #[test]
     fn assigned_device_round_trips_with_upstream_key_names() {
         let device = AssignedDevice {
