@@ -11,6 +11,7 @@ use multus_core::request::{CniRequest, Command};
 use multus_core::seams::{ApiError, ClusterApi};
 
 use crate::cluster::{ApiSource, FileClusterApi, KubeClusterApi, NoClusterApi};
+use crate::devices::{DevicePaths, DraSource, NodeDevices};
 use crate::exec::ProcessExec;
 use crate::files::FsConfigFiles;
 use crate::netns::NetnsInspector;
@@ -42,7 +43,7 @@ pub fn run(env: &BTreeMap<String, String>, stdin: Vec<u8>) -> Outcome {
     let result = if source.is_kubernetes() {
         run_with_kubernetes(&conf, &request, &source)
     } else {
-        pollster::block_on(dispatch(&conf, &request, cluster_api(&conf).as_ref()))
+        pollster::block_on(dispatch(&conf, &request, cluster_api(&conf).as_ref(), None))
     };
     match result {
         Ok(stdout) => Outcome::success(stdout),
@@ -70,7 +71,7 @@ fn run_with_kubernetes(
         })?;
     runtime.block_on(async {
         let api = KubeClusterApi::connect(source, conf).await;
-        dispatch(conf, request, &api).await
+        dispatch(conf, request, &api, Some(&api)).await
     })
 }
 
@@ -78,15 +79,18 @@ async fn dispatch(
     conf: &MultusConf,
     request: &CniRequest,
     api: &dyn ClusterApi,
+    dra: Option<&dyn DraSource>,
 ) -> Result<Vec<u8>, MultusError> {
     let state = FileStateStore::new(&conf.cni_dir);
     let exec = ProcessExec::default();
+    let devices = NodeDevices::new(DevicePaths::from_conf(conf), dra);
     let seams = Seams {
         api,
         exec: &exec,
         state: &state,
         netns: &NetnsInspector,
         files: &FsConfigFiles,
+        devices: &devices,
     };
     let engine = Engine::new(conf, request, seams);
     match request.command {

@@ -10,6 +10,7 @@
 
 pub mod cluster;
 pub mod daemon_config;
+pub mod devices;
 pub mod edge;
 pub mod exec;
 pub mod files;

@@ -171,6 +171,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         state: &state,
         netns: &EmptyNetns,
         files: &NoFiles,
+        devices: &multus_core::seams::NoDevices,
     };
     let conf = MultusConf::parse(CONF.as_bytes())?;
     let env = |command: &str| -> BTreeMap<String, String> {

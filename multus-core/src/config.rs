@@ -26,6 +26,14 @@ pub const DEFAULT_API_TIMEOUT_SECS: f64 = 10.0;
 pub const DEFAULT_API_RETRIES: u32 = 3;
 /// Default wait for `readinessindicatorfile`, in seconds (upstream's 45 s).
 pub const DEFAULT_READINESS_TIMEOUT_SECS: f64 = 45.0;
+/// Default kubelet pod-resources socket (`podResourcesSocket`).
+pub const DEFAULT_POD_RESOURCES_SOCKET: &str = "/var/lib/kubelet/pod-resources/kubelet.sock";
+/// Default device-manager checkpoint, read when the socket is absent
+/// (`deviceCheckpointFile`).
+pub const DEFAULT_DEVICE_CHECKPOINT: &str =
+    "/var/lib/kubelet/device-plugins/kubelet_internal_checkpoint";
+/// Default directory of device-info files (`deviceInfoDir`; NPWG device-info spec).
+pub const DEFAULT_DEVICE_INFO_DIR: &str = "/var/run/k8s.cni.cncf.io/devinfo";
 /// Default cap on the networks one pod may request through its annotations
 /// (`maxNetworksPerPod`).
 pub const DEFAULT_MAX_NETWORKS_PER_POD: usize = 64;
@@ -72,8 +80,9 @@ pub struct LogOptions {
 /// (and logged at debug level). The keys `networkAttachmentDir`, `podAnnotationsFrom`,
 /// `delegateTimeoutSeconds`, `apiTimeoutSeconds`, `apiRetries`,
 /// `readinessIndicatorTimeoutSeconds`, `trustRuntimeAnnotations`, `allowedPluginTypes`,
-/// `maxNetworksPerPod`, `allowRuntimeConfigFromAnnotations` and `isolateDefaultNetwork`
-/// are multus-rs additions, documented in `docs/configuration.md`.
+/// `maxNetworksPerPod`, `allowRuntimeConfigFromAnnotations`, `isolateDefaultNetwork`,
+/// `podResourcesSocket`, `deviceCheckpointFile` and `deviceInfoDir` are multus-rs
+/// additions, documented in `docs/configuration.md`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MultusConf {
     /// CNI `name` of the Multus network.
@@ -158,6 +167,14 @@ pub struct MultusConf {
     /// name only NADs of the pod's namespace, `multusNamespace` and `globalNamespaces`
     /// (multus-rs `isolateDefaultNetwork`, default true).
     pub isolate_default_network: bool,
+    /// The kubelet's pod-resources gRPC socket (multus-rs `podResourcesSocket`).
+    pub pod_resources_socket: PathBuf,
+    /// The device manager's checkpoint, read when the socket is absent (multus-rs
+    /// `deviceCheckpointFile`).
+    pub device_checkpoint: PathBuf,
+    /// The device-info directory, with `dp/` and `cni/` below it (multus-rs
+    /// `deviceInfoDir`).
+    pub device_info_dir: PathBuf,
 }
 
 /// One entry of `cni.dev/valid-attachments` (CNI 1.1 GC).
@@ -239,6 +256,9 @@ struct RawConf {
     max_networks_per_pod: Option<usize>,
     allow_runtime_config_from_annotations: Option<Vec<String>>,
     isolate_default_network: Option<bool>,
+    pod_resources_socket: Option<PathBuf>,
+    device_checkpoint_file: Option<PathBuf>,
+    device_info_dir: Option<PathBuf>,
     #[serde(flatten)]
     unknown: Map<String, Value>,
 }
@@ -343,6 +363,12 @@ impl MultusConf {
                 .unwrap_or(DEFAULT_MAX_NETWORKS_PER_POD),
             allow_runtime_config_from_annotations: raw.allow_runtime_config_from_annotations,
             isolate_default_network: raw.isolate_default_network.unwrap_or(true),
+            pod_resources_socket: non_empty_or(
+                raw.pod_resources_socket,
+                DEFAULT_POD_RESOURCES_SOCKET,
+            ),
+            device_checkpoint: non_empty_or(raw.device_checkpoint_file, DEFAULT_DEVICE_CHECKPOINT),
+            device_info_dir: non_empty_or(raw.device_info_dir, DEFAULT_DEVICE_INFO_DIR),
         })
     }
 

@@ -171,6 +171,30 @@ impl DelegateConfig {
         self.rebuilt(doc)
     }
 
+    /// A copy with the device a resource map supplied: `deviceID` and `pciBusID` at
+    /// the top level of a single conf, or of every plugin of a list (upstream's rule);
+    /// they replace any value already there.
+    pub fn with_device_id(&self, device_id: &str) -> Self {
+        let mut doc = self.doc.clone();
+        let inject = |object: &mut Map<String, Value>| {
+            for key in ["deviceID", "pciBusID"] {
+                object.insert(key.into(), Value::String(device_id.to_owned()));
+            }
+        };
+        match self.kind {
+            DelegateKind::Single => inject(&mut doc),
+            DelegateKind::List => {
+                if let Some(Value::Array(plugins)) = doc.get_mut("plugins") {
+                    plugins
+                        .iter_mut()
+                        .filter_map(Value::as_object_mut)
+                        .for_each(inject);
+                }
+            }
+        }
+        self.rebuilt(doc)
+    }
+
     /// A copy without `keys` at the top level of a single conf, or of every plugin of a
     /// list; the bytes are kept when none of them is present.
     pub fn without_keys(self, keys: &[&str]) -> Self {
@@ -364,6 +388,29 @@ mod tests {
         assert_eq!(conf.plugin_stdin(0, &Map::new(), None), BRIDGE.as_bytes());
         assert_eq!(conf.kind(), DelegateKind::Single);
         assert_eq!(conf.name(), "b");
+    }
+
+    #[test]
+    fn device_id_reaches_a_conf_and_every_plugin_of_a_list() {
+        let conf = DelegateConfig::from_bytes(
+            br#"{"cniVersion":"1.0.0","name":"s","type":"sriov","deviceID":"asked","vlan":5}"#,
+        )
+        .unwrap()
+        .with_device_id("0000:03:02.0");
+        assert_eq!(
+            conf.raw(),
+            r#"{"cniVersion":"1.0.0","name":"s","type":"sriov","deviceID":"0000:03:02.0","vlan":5,"pciBusID":"0000:03:02.0"}"#
+        );
+        let list = DelegateConfig::from_bytes(
+            br#"{"cniVersion":"1.0.0","name":"l","plugins":[{"type":"host-device"},{"type":"tuning"}]}"#,
+        )
+        .unwrap()
+        .with_device_id("0000:81:00.1");
+        for plugin in list.plugins() {
+            assert_eq!(plugin["deviceID"], "0000:81:00.1");
+            assert_eq!(plugin["pciBusID"], "0000:81:00.1");
+        }
+        assert!(!list.raw().starts_with(r#"{"deviceID""#));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod config;
 pub mod daemon_api;
 pub mod daemon_config;
 pub mod delegate;
+pub mod devices;
 pub mod engine;
 pub mod generate;
 pub mod nad;

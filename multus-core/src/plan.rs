@@ -54,6 +54,9 @@ pub struct PlannedDelegate {
     /// The NAD's device-plugin resource name, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_name: Option<String>,
+    /// The device taken from `resource_name` for this sandbox, once assigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<crate::devices::AssignedDevice>,
     /// The auxiliary CNI chain (`auxiliaryCNIChainName`): it runs as `net<index>` but
     /// creates no interface of its own, so it gets no network-status entry and no event,
     /// and its interface name is neither checked in the pod nor reserved.
@@ -737,6 +740,7 @@ impl<'a> Planner<'a> {
             add_cni_args: add_args.to_string(),
             default_route: selection.and_then(|s| s.default_route),
             resource_name: resolved.resource_name,
+            device: None,
             auxiliary: resolved.auxiliary,
         })
     }

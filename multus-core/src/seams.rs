@@ -372,3 +372,57 @@ pub trait ConfigFiles: Send + Sync {
         self.exists(path)
     }
 }
+
+/// Why the pod's device resources could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceError {
+    /// No source of device IDs exists on this node (no kubelet pod-resources socket, no
+    /// device-manager checkpoint, no DRA claims).
+    #[error("no source of device IDs answered: {0}")]
+    Unavailable(String),
+    /// A source exists but failed (gRPC error, unreadable checkpoint, API failure).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The devices the kubelet and DRA allocated to a pod, and the device-info files of the
+/// NPWG device-info spec. Only called when a selected network has a `resourceName`.
+#[async_trait]
+pub trait DeviceResources: Send + Sync {
+    /// The pod's devices by resource name: the kubelet's (pod-resources API, else the
+    /// device-manager checkpoint) followed by those of its DRA claims.
+    async fn pod_devices(&self, pod: &PodRef) -> Result<crate::devices::ResourceMap, DeviceError>;
+
+    /// Copy the device plugin's device-info file `dp_file` (if it left one) to the
+    /// CNI's file `cni_file`, and return the CNI file's path for the delegate's
+    /// `CNIDeviceInfoFile`; `None` when this node keeps no device-info files. Both names
+    /// are plain file names (see [`crate::devices`]).
+    fn prepare_device_info(&self, dp_file: &str, cni_file: &str) -> Option<String> {
+        let _ = (dp_file, cni_file);
+        None
+    }
+
+    /// The contents of the CNI's device-info file, for network-status.
+    fn device_info(&self, cni_file: &str) -> Option<serde_json::Value> {
+        let _ = cni_file;
+        None
+    }
+
+    /// Remove the CNI's device-info file (no error when absent).
+    fn remove_device_info(&self, cni_file: &str) {
+        let _ = cni_file;
+    }
+}
+
+/// A node without device sources: every `resourceName` network fails to find a device.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoDevices;
+
+#[async_trait]
+impl DeviceResources for NoDevices {
+    async fn pod_devices(&self, _pod: &PodRef) -> Result<crate::devices::ResourceMap, DeviceError> {
+        Err(DeviceError::Unavailable(
+            "this multus has no kubelet, checkpoint or DRA access configured".into(),
+        ))
+    }
+}

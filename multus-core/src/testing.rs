@@ -154,3 +154,72 @@ impl ConfigFiles for MemoryConfigFiles {
             .collect())
     }
 }
+
+/// A node's devices kept in memory: a fixed resource map (or failure) for every pod,
+/// and device-info files in a map. Counts how often the map was read.
+#[derive(Debug, Default)]
+pub struct MemoryDevices {
+    /// The map every pod gets; `Err` makes every lookup fail with it.
+    pub map: Option<Result<crate::devices::ResourceMap, crate::seams::DeviceError>>,
+    /// Device-plugin device-info files, by file name.
+    pub dp_files: BTreeMap<String, serde_json::Value>,
+    cni_files: Mutex<BTreeMap<String, serde_json::Value>>,
+    lookups: AtomicUsize,
+}
+
+impl MemoryDevices {
+    /// Every lookup fails with `error`.
+    pub fn failing(error: crate::seams::DeviceError) -> Self {
+        Self {
+            map: Some(Err(error)),
+            ..Self::default()
+        }
+    }
+
+    /// Devices every pod gets.
+    pub fn with_map(map: crate::devices::ResourceMap) -> Self {
+        Self {
+            map: Some(Ok(map)),
+            ..Self::default()
+        }
+    }
+
+    /// How many times the pod's resource map was read.
+    pub fn lookups(&self) -> usize {
+        self.lookups.load(Ordering::SeqCst)
+    }
+
+    /// The CNI device-info files present, by file name.
+    pub fn cni_files(&self) -> BTreeMap<String, serde_json::Value> {
+        guard(&self.cni_files).clone()
+    }
+}
+
+#[async_trait]
+impl crate::seams::DeviceResources for MemoryDevices {
+    async fn pod_devices(
+        &self,
+        pod: &crate::request::PodRef,
+    ) -> Result<crate::devices::ResourceMap, crate::seams::DeviceError> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        match &self.map {
+            Some(answer) => answer.clone(),
+            None => crate::seams::NoDevices.pod_devices(pod).await,
+        }
+    }
+
+    fn prepare_device_info(&self, dp_file: &str, cni_file: &str) -> Option<String> {
+        if let Some(info) = self.dp_files.get(dp_file) {
+            guard(&self.cni_files).insert(cni_file.to_owned(), info.clone());
+        }
+        Some(format!("/devinfo/cni/{cni_file}"))
+    }
+
+    fn device_info(&self, cni_file: &str) -> Option<serde_json::Value> {
+        guard(&self.cni_files).get(cni_file).cloned()
+    }
+
+    fn remove_device_info(&self, cni_file: &str) {
+        guard(&self.cni_files).remove(cni_file);
+    }
+}

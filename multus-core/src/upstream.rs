@@ -396,6 +396,7 @@ fn attachment(
             cni_args,
             default_route,
             resource_name,
+            device: None,
             auxiliary: false,
         },
         result: entry.and_then(|e| e.result.clone()),

@@ -328,6 +328,7 @@ impl World {
             state: &self.state,
             netns: &self.netns,
             files: &self.files,
+            devices: &multus_core::seams::NoDevices,
         }
     }
 }

@@ -269,6 +269,65 @@ fn nad_validate_explains_every_problem() {
 }
 
 #[test]
+fn nad_validate_warns_when_a_resource_network_ignores_device_ids() {
+    let work = workdir();
+    let dir = work.path();
+    let nad = |name: &str, config: &str| {
+        format!(
+            "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata:\n  name: {name}\n  namespace: default\n  annotations:\n    k8s.v1.cni.cncf.io/resourceName: intel.com/sriov\nspec:\n  config: '{config}'\n"
+        )
+    };
+    std::fs::write(
+        dir.join("resource-bridge.yaml"),
+        nad(
+            "resource-bridge",
+            r#"{"cniVersion":"1.0.0","name":"resource-bridge","type":"bridge","ipam":{"type":"host-local","subnet":"10.1.0.0/24"}}"#,
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("resource-sriov.yaml"),
+        nad(
+            "resource-sriov",
+            r#"{"cniVersion":"1.0.0","name":"resource-sriov","type":"sriov","ipam":{"type":"host-local","subnet":"10.1.0.0/24"}}"#,
+        ),
+    )
+    .unwrap();
+    let run = ctl(
+        dir,
+        &[
+            "nad",
+            "validate",
+            "resource-bridge.yaml",
+            "--bin-dir",
+            "bin",
+            "-o",
+            "json",
+        ],
+    );
+    let text = run.stdout.clone();
+    assert!(text.contains("bridge ignores deviceID"), "{text}");
+    let run = ctl(
+        dir,
+        &[
+            "nad",
+            "validate",
+            "resource-sriov.yaml",
+            "--bin-dir",
+            "bin",
+            "-o",
+            "json",
+        ],
+    );
+    assert!(
+        run.stdout.contains("passed as deviceID and pciBusID"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("ignores deviceID"), "{}", run.stdout);
+}
+
+#[test]
 fn nad_validate_bad_input() {
     let work = workdir();
     let dir = work.path();
@@ -815,6 +874,42 @@ fn pod_addresses_a_container_without_namespace() {
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn pod_shows_each_network_s_resource_device_and_its_source() {
+    let work = workdir();
+    let dir = work.path();
+    let sandboxes = dir.join("cni/sandboxes");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sandboxes.join("gone-2.json")).unwrap()).unwrap();
+    record["containerId"] = "sriov-5".into();
+    record["podName"] = "vf".into();
+    record["attachments"][1]["resourceName"] = "intel.com/sriov".into();
+    record["attachments"][1]["device"] =
+        serde_json::json!({"deviceID": "0000:03:02.1", "source": "dra"});
+    std::fs::write(
+        sandboxes.join("sriov-5.json"),
+        serde_json::to_vec(&record).unwrap(),
+    )
+    .unwrap();
+    let base = ["--no-api", "pod", "team-a/vf", "--cni-dir", "cni"];
+    let table = ctl(dir, &base);
+    assert!(
+        table
+            .stdout
+            .contains("intel.com/sriov: device 0000:03:02.1 from dra"),
+        "{}",
+        table.stdout
+    );
+    let mut json = base.to_vec();
+    json.extend(["-o", "json"]);
+    let value = ctl(dir, &json).json();
+    let attachment = &value["attachments"][1];
+    assert_eq!(attachment["resourceName"], "intel.com/sriov", "{value:#}");
+    assert_eq!(attachment["device"]["deviceID"], "0000:03:02.1");
+    assert_eq!(attachment["device"]["source"], "dra");
+    assert!(value["attachments"][0].get("device").is_none());
 }
 
 #[test]

@@ -295,6 +295,13 @@ pub struct CachedClusterApi {
     live: KubeClusterApi,
 }
 
+impl CachedClusterApi {
+    /// The live API client (DRA claims and slices are read live, not cached).
+    pub fn live(&self) -> &KubeClusterApi {
+        &self.live
+    }
+}
+
 #[async_trait]
 impl ClusterApi for CachedClusterApi {
     fn has_pods(&self) -> bool {

@@ -103,6 +103,7 @@ pub async fn serve(daemon: &Daemon, request: Request) -> Result<Option<Value>, C
         add_cni_args: args.to_string(),
         default_route: None,
         resource_name: None,
+        device: None,
         auxiliary: false,
         config,
     };

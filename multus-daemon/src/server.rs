@@ -25,6 +25,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use multus_cni::devices::{DevicePaths, DraSource, NodeDevices};
 use multus_core::cni::{CniError, CniResult, CniVersion, ErrorCode};
 use multus_core::config::MultusConf;
 use multus_core::daemon_api::{self as api, MAX_REQUEST_BYTES, Request};
@@ -360,17 +361,24 @@ pub(crate) async fn serve_cni(
         ifname = %cni.ifname, args = %cni.args, "starting CNI request"
     );
     let started = Instant::now();
-    let api: Box<dyn ClusterApi> = match &daemon.caches {
-        Some(caches) => Box::new(caches.api()),
-        None => multus_cni::edge::cluster_api(&conf),
+    let cached = daemon.caches.as_ref().map(|caches| caches.api());
+    let fallback;
+    let (api, dra): (&dyn ClusterApi, Option<&dyn DraSource>) = match &cached {
+        Some(cached) => (cached, Some(cached.live())),
+        None => {
+            fallback = multus_cni::edge::cluster_api(&conf);
+            (fallback.as_ref(), None)
+        }
     };
     let state = BlockingStateStore::new(&conf.cni_dir);
+    let devices = NodeDevices::new(DevicePaths::from_conf(&conf), dra);
     let seams = Seams {
-        api: api.as_ref(),
+        api,
         exec: &daemon.exec,
         state: &state,
         netns: &BlockingNetns,
         files: &BlockingFiles,
+        devices: &devices,
     };
     let engine = Engine::new(&conf, &cni, seams);
     let outcome = match cni.command {

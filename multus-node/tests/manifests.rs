@@ -496,6 +496,9 @@ fn daemon_config_paths_are_mounted_where_the_other_side_looks() {
         ("binDir", config.bin_dir.clone()),
         ("cniDir", multus.cni_dir.clone()),
         ("confDir", multus.conf_dir.clone()),
+        ("podResourcesSocket", multus.pod_resources_socket.clone()),
+        ("deviceCheckpointFile", multus.device_checkpoint.clone()),
+        ("deviceInfoDir", multus.device_info_dir.clone()),
     ] {
         assert_eq!(host(&path), path, "{what}");
     }

@@ -43,11 +43,14 @@ pub enum ErrorCode {
     StateFailure = 104,
     /// 105 (multus): the Kubernetes API could not be reached or answered with an error.
     ApiFailure = 105,
+    /// 106 (multus): a network backed by a device resource (`resourceName`) got no
+    /// device: none left, or no kubelet, checkpoint or DRA source answered.
+    DeviceUnavailable = 106,
 }
 
 impl ErrorCode {
     /// Every error code, in numeric order.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::IncompatibleVersion,
         ErrorCode::UnsupportedField,
         ErrorCode::UnknownContainer,
@@ -64,6 +67,7 @@ impl ErrorCode {
         ErrorCode::InvalidInterface,
         ErrorCode::StateFailure,
         ErrorCode::ApiFailure,
+        ErrorCode::DeviceUnavailable,
     ];
 
     /// The numeric code of the error document.
@@ -97,6 +101,7 @@ impl ErrorCode {
             ErrorCode::InvalidInterface => "invalid interface",
             ErrorCode::StateFailure => "multus state failure",
             ErrorCode::ApiFailure => "Kubernetes API failure",
+            ErrorCode::DeviceUnavailable => "no device for a resource network",
         }
     }
 }
@@ -224,10 +229,10 @@ mod tests {
         assert_eq!(
             numbers,
             [
-                1, 2, 3, 4, 5, 6, 7, 11, 50, 51, 100, 101, 102, 103, 104, 105
+                1, 2, 3, 4, 5, 6, 7, 11, 50, 51, 100, 101, 102, 103, 104, 105, 106
             ]
         );
-        for unknown in [0, 8, 12, 99, 106, 999] {
+        for unknown in [0, 8, 12, 99, 107, 999] {
             assert_eq!(ErrorCode::from_code(unknown), None);
         }
     }

@@ -85,7 +85,7 @@ impl Engine<'_> {
             pod::PodLookup::Annotations(annotations) => annotations,
             pod::PodLookup::Gone => return Ok(None),
         };
-        let plan = match self.plan(annotations.as_ref()).await {
+        let mut plan = match self.plan(annotations.as_ref()).await {
             Ok(plan) => plan,
             Err(e) => {
                 if let MultusError::Plan { source, .. } = &e {
@@ -103,6 +103,7 @@ impl Engine<'_> {
             self.warn_annotations_unknown(&plan);
         }
         self.ensure_ifnames_free(&plan).await?;
+        self.assign_devices(&mut plan).await?;
         Ok(Some(plan))
     }
 
@@ -208,7 +209,10 @@ impl Engine<'_> {
             let delegate = &attachment.delegate;
             let label = format!("{} ({})", delegate.network, delegate.ifname);
             match invoker.del(delegate, attachment.result.as_ref()).await {
-                Ok(()) => report.rolled_back.push(label),
+                Ok(()) => {
+                    self.release_device(delegate);
+                    report.rolled_back.push(label);
+                }
                 // The failed delegate's binary is missing: it never ran, nothing to undo.
                 Err(ExecError::NotFound { .. }) if index == failed => {
                     report.rolled_back.push(label);
@@ -253,12 +257,14 @@ impl Engine<'_> {
             .filter(|a| !a.delegate.auxiliary)
             .filter_map(|a| {
                 let result = parse_result(a)?;
-                Some(network_status_entries(
+                let mut entries = network_status_entries(
                     &a.delegate.network,
                     &a.delegate.ifname,
                     &result,
                     a.delegate.cluster_network,
-                ))
+                );
+                self.add_device_info(&a.delegate, &mut entries);
+                Some(entries)
             })
             .flatten()
             .collect()

@@ -51,12 +51,25 @@ impl Engine<'_> {
         for attachment in record.attachments.iter().rev() {
             let delegate = &attachment.delegate;
             match invoker.del(delegate, attachment.result.as_ref()).await {
-                Ok(()) => deleted.push(label(delegate)),
+                Ok(()) => {
+                    self.release_device(delegate);
+                    deleted.push(label(delegate));
+                }
                 // Without a record nothing says this network was ever attached, and a
                 // plugin that is not installed cannot have attached it: failing would
                 // only leave the sandbox stuck.
                 Err(ExecError::NotFound { plugin, .. }) if !recorded => {
                     tracing::warn!(network = %delegate.network, plugin, "plugin not installed; nothing recorded to delete");
+                }
+                // Without a record, a device network's device is unknown (DEL asks no
+                // kubelet): its plugin cannot be told what to release, and nothing says
+                // it was ever attached.
+                Err(error)
+                    if !recorded
+                        && delegate.resource_name.is_some()
+                        && delegate.device.is_none() =>
+                {
+                    tracing::warn!(network = %delegate.network, %error, "no record of this sandbox, so the device of this resourceName network is unknown; its DEL failure is ignored");
                 }
                 Err(error) => failures.push(DelegateFailure {
                     network: delegate.network.clone(),

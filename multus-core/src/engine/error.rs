@@ -172,6 +172,20 @@ pub enum MultusError {
         /// The store's error.
         source: StateError,
     },
+    /// A network with a `resourceName` got no device; nothing was run.
+    #[error(
+        "Multus: [{pod}:{network}]: no device of resource {resource:?} for this network: {reason}"
+    )]
+    Device {
+        /// The pod.
+        pod: PodRef,
+        /// The network.
+        network: String,
+        /// Its NAD's `resourceName`.
+        resource: String,
+        /// Why (sources tried, devices already taken).
+        reason: String,
+    },
     /// The cluster API failed.
     #[error("Multus: [{pod}]: {source}")]
     Api {
@@ -311,6 +325,7 @@ impl MultusError {
             Self::UnknownContainer { .. } => ErrorCode::UnknownContainer,
             Self::State { .. } => ErrorCode::StateFailure,
             Self::Api { .. } => ErrorCode::ApiFailure,
+            Self::Device { .. } => ErrorCode::DeviceUnavailable,
             Self::PodUidMismatch { .. } => ErrorCode::InvalidEnvironment,
             Self::NotReady { command, .. } if *command == "STATUS" => ErrorCode::PluginNotAvailable,
             Self::NotReady { .. } => ErrorCode::TryAgainLater,

@@ -9,6 +9,7 @@ mod check;
 mod cni11;
 mod default_route;
 mod del;
+mod devices;
 mod error;
 mod invoke;
 mod pod;
@@ -34,8 +35,8 @@ use crate::nad::{
 use crate::plan::{Plan, PlannedDelegate, Planner};
 use crate::request::CniRequest;
 use crate::seams::{
-    ClusterApi, ConfigFiles, DelegateExec, ExecError, NetnsError, NetnsOps, PodEvent, StateError,
-    StateStore,
+    ClusterApi, ConfigFiles, DelegateExec, DeviceResources, ExecError, NetnsError, NetnsOps,
+    PodEvent, StateError, StateStore,
 };
 use crate::state::{Attachment, Phase, STATE_FORMAT, SandboxState};
 
@@ -52,6 +53,8 @@ pub struct Seams<'a> {
     pub netns: &'a dyn NetnsOps,
     /// CNI config files on the node.
     pub files: &'a dyn ConfigFiles,
+    /// The pod's device-plugin and DRA devices (only read for `resourceName` networks).
+    pub devices: &'a dyn DeviceResources,
 }
 
 impl std::fmt::Debug for Seams<'_> {

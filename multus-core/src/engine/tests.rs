@@ -187,6 +187,7 @@ struct World {
     state: MemoryStateStore,
     netns: FakeNetns,
     files: MemoryConfigFiles,
+    devices: crate::testing::MemoryDevices,
 }
 
 impl World {
@@ -222,6 +223,7 @@ impl World {
                     br#"{"cniVersion":"1.0.0","name":"fromdir","type":"ptp"}"#.to_vec(),
                 )]),
             },
+            devices: crate::testing::MemoryDevices::default(),
         }
     }
 
@@ -232,6 +234,7 @@ impl World {
             state: &self.state,
             netns: &self.netns,
             files: &self.files,
+            devices: &self.devices,
         }
     }
 }
@@ -810,6 +813,7 @@ fn check_looks_only_for_what_the_cached_result_lists() {
 
 mod api;
 mod chaining;
+mod devices;
 mod upstream;
 
 #[test]

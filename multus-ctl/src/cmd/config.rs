@@ -70,6 +70,9 @@ fn effective(conf: &MultusConf) -> Vec<(&'static str, Value)> {
         max_networks_per_pod,
         allow_runtime_config_from_annotations,
         isolate_default_network,
+        pod_resources_socket,
+        device_checkpoint,
+        device_info_dir,
     } = conf;
     let path = |p: &Option<std::path::PathBuf>| {
         p.as_ref()
@@ -132,6 +135,18 @@ fn effective(conf: &MultusConf) -> Vec<(&'static str, Value)> {
             json!(allow_runtime_config_from_annotations),
         ),
         ("isolateDefaultNetwork", json!(isolate_default_network)),
+        (
+            "podResourcesSocket",
+            json!(pod_resources_socket.display().to_string()),
+        ),
+        (
+            "deviceCheckpointFile",
+            json!(device_checkpoint.display().to_string()),
+        ),
+        (
+            "deviceInfoDir",
+            json!(device_info_dir.display().to_string()),
+        ),
         (
             "cni.dev/valid-attachments",
             serde_json::to_value(valid_attachments).unwrap_or(Value::Null),

@@ -387,10 +387,57 @@ fn check_nad(nad: &NetworkAttachmentDefinition, env: &mut Environment) -> Vec<Ch
     }
     let version = version_check(&config, env.multus_version, &mut checks);
     structure_checks(&config, &doc, version, &mut checks);
+    if let Some(resource) = &nad.resource_name {
+        checks.push(resource_check(resource, &config));
+    }
     for (index, plugin) in config.plugins().into_iter().enumerate() {
         plugin_checks(index, plugin, &config, version, env, &mut checks);
     }
     checks
+}
+
+/// Plugin types known to ignore the `deviceID` (and `pciBusID`) a `resourceName`
+/// network is given: they create or change interfaces without a device.
+const IGNORE_DEVICE_ID: &[&str] = &[
+    "bridge",
+    "macvlan",
+    "ipvlan",
+    "ptp",
+    "vlan",
+    "loopback",
+    "dummy",
+    "tap",
+    "vrf",
+    "bandwidth",
+    "portmap",
+    "firewall",
+    "tuning",
+    "sbr",
+];
+
+/// A `resourceName` network whose plugins all ignore `deviceID` takes a device from the
+/// pod's resources and never uses it.
+fn resource_check(resource: &str, config: &DelegateConfig) -> Check {
+    let types = config.plugin_types();
+    if types.iter().all(|t| IGNORE_DEVICE_ID.contains(t)) {
+        return Check::new(
+            "resourceName",
+            Level::Warning,
+            format!(
+                "resourceName {resource:?}: each pod gets a device of it as deviceID, but {} ignore{} deviceID",
+                types.join(", "),
+                if types.len() == 1 { "s" } else { "" }
+            ),
+        )
+        .fix("use a plugin that takes the device (sriov, host-device, ib-sriov, ...), or remove the k8s.v1.cni.cncf.io/resourceName annotation");
+    }
+    Check::new(
+        "resourceName",
+        Level::Ok,
+        format!(
+            "resourceName {resource:?}: the pod's next device of it is passed as deviceID and pciBusID"
+        ),
+    )
 }
 
 fn conf_dir_lookup(dir: &Path, name: &str) -> Option<(PathBuf, Vec<u8>)> {

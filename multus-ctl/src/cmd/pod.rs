@@ -95,6 +95,13 @@ struct AttachmentView {
     ifname: String,
     cluster_network: bool,
     plugin_types: Vec<String>,
+    /// The NAD's `k8s.v1.cni.cncf.io/resourceName`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource_name: Option<String>,
+    /// The device it was given, and which source (pod-resources, checkpoint, dra)
+    /// supplied it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<multus_core::devices::AssignedDevice>,
     /// What the delegate's result reported.
     recorded: Vec<RecordedInterface>,
     /// The addresses on the interface now (IPv6 link-local left out).
@@ -493,6 +500,8 @@ pub fn run(printer: &Printer, global: &GlobalArgs, args: &PodArgs) -> CtlResult 
                     .into_iter()
                     .map(str::to_owned)
                     .collect(),
+                resource_name: attachment.delegate.resource_name.clone(),
+                device: attachment.delegate.device.clone(),
                 recorded,
                 live,
                 status,
@@ -991,11 +1000,18 @@ fn render(printer: &Printer, report: &PodReport) -> String {
         let mut table =
             printer.table(&["NETWORK", "IFNAME", "TYPES", "RECORDED", "LIVE", "STATUS"]);
         for a in &report.attachments {
-            let network = if a.cluster_network {
+            let mut network = if a.cluster_network {
                 format!("{} (cluster network)", a.network)
             } else {
                 a.network.clone()
             };
+            if let Some(resource) = &a.resource_name {
+                let device = a.device.as_ref().map_or_else(
+                    || "no device".to_owned(),
+                    |d| format!("device {} from {}", d.device_id, d.source),
+                );
+                network.push_str(&format!("\n{resource}: {device}"));
+            }
             let recorded = a
                 .recorded
                 .iter()

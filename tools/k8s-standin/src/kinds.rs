@@ -70,8 +70,31 @@ pub const NADS: Kind = Kind {
     has_status: false,
 };
 
+/// The group of DRA objects.
+pub const DRA_GROUP: &str = "resource.k8s.io";
+/// ResourceClaims (resource.k8s.io/v1).
+pub const RESOURCE_CLAIMS: Kind = Kind {
+    group: DRA_GROUP,
+    resource: "resourceclaims",
+    singular: "resourceclaim",
+    kind: "ResourceClaim",
+    short_names: &[],
+    has_status: true,
+};
+/// ResourceSlices (resource.k8s.io/v1). Cluster-scoped in Kubernetes: the stand-in
+/// keeps them under the namespace `""` and serves them from the cluster-wide
+/// collection, with `spec.nodeName`/`spec.driver` field selectors.
+pub const RESOURCE_SLICES: Kind = Kind {
+    group: DRA_GROUP,
+    resource: "resourceslices",
+    singular: "resourceslice",
+    kind: "ResourceSlice",
+    short_names: &[],
+    has_status: false,
+};
+
 /// Every served resource.
-pub const ALL: [Kind; 3] = [PODS, EVENTS, NADS];
+pub const ALL: [Kind; 5] = [PODS, EVENTS, NADS, RESOURCE_CLAIMS, RESOURCE_SLICES];
 
 /// The resource named `resource` in `group`.
 pub fn find(group: &str, resource: &str) -> Option<Kind> {

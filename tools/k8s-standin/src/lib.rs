@@ -33,7 +33,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 pub use faults::{Fault, Faults, RequestRecord};
-pub use kinds::{EVENTS, Kind, NADS, PODS};
+pub use kinds::{EVENTS, Kind, NADS, PODS, RESOURCE_CLAIMS, RESOURCE_SLICES};
 pub use server::status_body;
 pub use store::{Store, StoreError, WatchEvent};
 pub use tls::TokenIn;

@@ -8,6 +8,7 @@
 //! effort, without retries.
 
 mod client;
+mod dra;
 mod objects;
 mod retry;
 
@@ -23,6 +24,7 @@ use multus_core::request::PodRef;
 use multus_core::seams::{ApiError, ClusterApi, PodEvent, PodInfo};
 
 pub use client::{ApiSource, connect, kube_config};
+pub use dra::{DEVICE_ID_ATTRIBUTE, RESOURCE_NAME_ATTRIBUTE};
 pub use retry::RetryPolicy;
 
 /// The cluster API of a Kubernetes API server.
