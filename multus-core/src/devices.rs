@@ -6,6 +6,8 @@
 //! claims) is the business of a [`crate::seams::DeviceResources`] implementation; this
 //! module holds what is decided from it.
 
+pub mod checkpoint;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
