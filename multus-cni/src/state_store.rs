@@ -372,6 +372,7 @@ mod tests {
             attachments: vec![],
             network_status: vec![],
             multus_network: None,
+            parallel_attach: false,
         }
     }
 

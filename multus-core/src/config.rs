@@ -30,6 +30,11 @@ pub const DEFAULT_READINESS_TIMEOUT_SECS: f64 = 45.0;
 /// (`maxNetworksPerPod`).
 pub const DEFAULT_MAX_NETWORKS_PER_POD: usize = 64;
 
+/// `parallelAttachLimit` when not set: the CPUs this process may use.
+pub fn default_parallel_attach_limit() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
 /// Errors found while reading the Multus configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -72,7 +77,8 @@ pub struct LogOptions {
 /// (and logged at debug level). The keys `networkAttachmentDir`, `podAnnotationsFrom`,
 /// `delegateTimeoutSeconds`, `apiTimeoutSeconds`, `apiRetries`,
 /// `readinessIndicatorTimeoutSeconds`, `trustRuntimeAnnotations`, `allowedPluginTypes`,
-/// `maxNetworksPerPod`, `allowRuntimeConfigFromAnnotations` and `isolateDefaultNetwork`
+/// `maxNetworksPerPod`, `allowRuntimeConfigFromAnnotations`, `isolateDefaultNetwork`,
+/// `parallelAttach` and `parallelAttachLimit`
 /// are multus-rs additions, documented in `docs/configuration.md`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MultusConf {
@@ -158,6 +164,13 @@ pub struct MultusConf {
     /// name only NADs of the pod's namespace, `multusNamespace` and `globalNamespaces`
     /// (multus-rs `isolateDefaultNetwork`, default true).
     pub isolate_default_network: bool,
+    /// Attach a pod's additional networks concurrently once its cluster network is
+    /// attached (multus-rs `parallelAttach`, default false); a pod may override it
+    /// with the `k8s.v1.cni.cncf.io/parallel-attach` annotation.
+    pub parallel_attach: bool,
+    /// The most delegates run at once by a parallel attach (multus-rs
+    /// `parallelAttachLimit`, default the number of CPUs).
+    pub parallel_attach_limit: usize,
 }
 
 /// One entry of `cni.dev/valid-attachments` (CNI 1.1 GC).
@@ -239,6 +252,9 @@ struct RawConf {
     max_networks_per_pod: Option<usize>,
     allow_runtime_config_from_annotations: Option<Vec<String>>,
     isolate_default_network: Option<bool>,
+    #[serde(default)]
+    parallel_attach: bool,
+    parallel_attach_limit: Option<usize>,
     #[serde(flatten)]
     unknown: Map<String, Value>,
 }
@@ -343,6 +359,11 @@ impl MultusConf {
                 .unwrap_or(DEFAULT_MAX_NETWORKS_PER_POD),
             allow_runtime_config_from_annotations: raw.allow_runtime_config_from_annotations,
             isolate_default_network: raw.isolate_default_network.unwrap_or(true),
+            parallel_attach: raw.parallel_attach,
+            parallel_attach_limit: raw
+                .parallel_attach_limit
+                .filter(|n| *n > 0)
+                .unwrap_or_else(default_parallel_attach_limit),
         })
     }
 
@@ -469,6 +490,23 @@ mod tests {
         assert_eq!(conf.max_networks_per_pod, 3);
         assert_eq!(conf.allow_runtime_config_from_annotations, Some(Vec::new()));
         assert!(!conf.isolate_default_network);
+    }
+
+    #[test]
+    fn parallel_attach_is_off_by_default_and_bounded() {
+        let conf = MultusConf::parse(br#"{"delegates":[{"type":"a"}]}"#).unwrap();
+        assert!(!conf.parallel_attach);
+        assert_eq!(conf.parallel_attach_limit, default_parallel_attach_limit());
+        assert!(conf.parallel_attach_limit >= 1);
+        let conf = MultusConf::parse(
+            br#"{"delegates":[{"type":"a"}],"parallelAttach":true,"parallelAttachLimit":3}"#,
+        )
+        .unwrap();
+        assert!(conf.parallel_attach);
+        assert_eq!(conf.parallel_attach_limit, 3);
+        let conf =
+            MultusConf::parse(br#"{"delegates":[{"type":"a"}],"parallelAttachLimit":0}"#).unwrap();
+        assert_eq!(conf.parallel_attach_limit, default_parallel_attach_limit());
     }
 
     #[test]

@@ -183,6 +183,14 @@ impl ExecError {
 pub trait DelegateExec: Send + Sync {
     /// Run the plugin and return its stdout on success.
     async fn exec(&self, request: ExecRequest) -> Result<Vec<u8>, ExecError>;
+
+    /// [`DelegateExec::exec`], for a call that runs at the same time as others of the
+    /// same request (parallel attach). An implementation whose `exec` blocks the calling
+    /// thread runs the call elsewhere here, so that the calls overlap; the default is
+    /// `exec` itself, right for an implementation that is asynchronous already.
+    async fn exec_concurrently(&self, request: ExecRequest) -> Result<Vec<u8>, ExecError> {
+        self.exec(request).await
+    }
 }
 
 /// A failure of the state store.

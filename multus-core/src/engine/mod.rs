@@ -11,6 +11,7 @@ mod default_route;
 mod del;
 mod error;
 mod invoke;
+mod parallel;
 mod pod;
 mod readiness;
 mod upstream;

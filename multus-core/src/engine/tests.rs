@@ -810,6 +810,7 @@ fn check_looks_only_for_what_the_cached_result_lists() {
 
 mod api;
 mod chaining;
+mod parallel;
 mod upstream;
 
 #[test]

@@ -70,6 +70,8 @@ fn effective(conf: &MultusConf) -> Vec<(&'static str, Value)> {
         max_networks_per_pod,
         allow_runtime_config_from_annotations,
         isolate_default_network,
+        parallel_attach,
+        parallel_attach_limit,
     } = conf;
     let path = |p: &Option<std::path::PathBuf>| {
         p.as_ref()
@@ -132,6 +134,8 @@ fn effective(conf: &MultusConf) -> Vec<(&'static str, Value)> {
             json!(allow_runtime_config_from_annotations),
         ),
         ("isolateDefaultNetwork", json!(isolate_default_network)),
+        ("parallelAttach", json!(parallel_attach)),
+        ("parallelAttachLimit", json!(parallel_attach_limit)),
         (
             "cni.dev/valid-attachments",
             serde_json::to_value(valid_attachments).unwrap_or(Value::Null),
