@@ -67,7 +67,9 @@ impl Engine<'_> {
 
         state.network_status = self.network_status(&state);
         state.phase = Phase::Added;
-        if let Err(e) = store.save(&state) {
+        // The record saved before the first delegate ran is durable already, and DEL
+        // works from it: this newer version need not wait for the disk.
+        if let Err(e) = store.update(&state) {
             // Attached but not recorded as such (a full or failing state directory): a
             // failed ADD must leave nothing attached, so undo it all.
             let last = state.attachments.len().saturating_sub(1);
