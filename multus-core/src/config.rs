@@ -169,8 +169,9 @@ pub struct MultusConf {
     /// with the `k8s.v1.cni.cncf.io/parallel-attach` annotation.
     pub parallel_attach: bool,
     /// The most delegates run at once by a parallel attach (multus-rs
-    /// `parallelAttachLimit`, default the number of CPUs).
-    pub parallel_attach_limit: usize,
+    /// `parallelAttachLimit`); `None`: the number of CPUs (see
+    /// [`MultusConf::parallel_attach_limit`]).
+    pub parallel_attach_limit: Option<usize>,
 }
 
 /// One entry of `cni.dev/valid-attachments` (CNI 1.1 GC).
@@ -263,6 +264,13 @@ struct RawConf {
 const TOLERATED_KEYS: &[&str] = &["prevResult", "args", "ipam", "dns"];
 
 impl MultusConf {
+    /// The most delegates one parallel attach runs at once: `parallelAttachLimit`, else
+    /// the number of CPUs.
+    pub fn parallel_attach_limit(&self) -> usize {
+        self.parallel_attach_limit
+            .unwrap_or_else(default_parallel_attach_limit)
+    }
+
     /// Parse the configuration the runtime passed on stdin.
     pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
         let raw: RawConf = serde_json::from_slice(bytes)?;
@@ -360,10 +368,7 @@ impl MultusConf {
             allow_runtime_config_from_annotations: raw.allow_runtime_config_from_annotations,
             isolate_default_network: raw.isolate_default_network.unwrap_or(true),
             parallel_attach: raw.parallel_attach,
-            parallel_attach_limit: raw
-                .parallel_attach_limit
-                .filter(|n| *n > 0)
-                .unwrap_or_else(default_parallel_attach_limit),
+            parallel_attach_limit: raw.parallel_attach_limit.filter(|n| *n > 0),
         })
     }
 
@@ -496,17 +501,21 @@ mod tests {
     fn parallel_attach_is_off_by_default_and_bounded() {
         let conf = MultusConf::parse(br#"{"delegates":[{"type":"a"}]}"#).unwrap();
         assert!(!conf.parallel_attach);
-        assert_eq!(conf.parallel_attach_limit, default_parallel_attach_limit());
-        assert!(conf.parallel_attach_limit >= 1);
+        assert_eq!(conf.parallel_attach_limit, None);
+        assert_eq!(
+            conf.parallel_attach_limit(),
+            default_parallel_attach_limit()
+        );
+        assert!(conf.parallel_attach_limit() >= 1);
         let conf = MultusConf::parse(
             br#"{"delegates":[{"type":"a"}],"parallelAttach":true,"parallelAttachLimit":3}"#,
         )
         .unwrap();
         assert!(conf.parallel_attach);
-        assert_eq!(conf.parallel_attach_limit, 3);
+        assert_eq!(conf.parallel_attach_limit(), 3);
         let conf =
             MultusConf::parse(br#"{"delegates":[{"type":"a"}],"parallelAttachLimit":0}"#).unwrap();
-        assert_eq!(conf.parallel_attach_limit, default_parallel_attach_limit());
+        assert_eq!(conf.parallel_attach_limit, None);
     }
 
     #[test]

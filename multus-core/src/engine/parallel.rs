@@ -139,7 +139,7 @@ impl Engine<'_> {
             exec: &concurrent_exec,
             ..invoker.clone()
         };
-        let limit = self.conf.parallel_attach_limit;
+        let limit = self.conf.parallel_attach_limit();
         for range in stages(&state.attachments, state.parallel_attach) {
             let runner = if range.len() > 1 {
                 &concurrent
@@ -202,7 +202,7 @@ impl Engine<'_> {
             };
             let (done, _) = run_stage(
                 range.rev(),
-                self.conf.parallel_attach_limit,
+                self.conf.parallel_attach_limit(),
                 |i| runner.del(&attachments[i].delegate, attachments[i].result.as_ref()),
                 |_| false,
             )
