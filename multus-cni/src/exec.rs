@@ -164,6 +164,29 @@ impl DelegateExec for ProcessExec {
     async fn exec(&self, request: ExecRequest) -> Result<Vec<u8>, ExecError> {
         self.run(&request)
     }
+
+    /// On a thread of its own, which starts and reaps the plugin (so its parent-death
+    /// signal fires only if multus dies) and then ends.
+    async fn exec_concurrently(&self, request: ExecRequest) -> Result<Vec<u8>, ExecError> {
+        let runner = self.clone();
+        let plugin = request.plugin_type.clone();
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("delegate".into())
+            .spawn(move || {
+                let _ = done.send(runner.run(&request));
+            });
+        let failed = |reason: String| ExecError::Spawn {
+            plugin: plugin.clone(),
+            reason,
+        };
+        if let Err(e) = spawned {
+            return Err(failed(format!("cannot start a runner thread: {e}")));
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(failed("the runner thread failed".into())))
+    }
 }
 
 /// [`ProcessExec`] on tokio's blocking thread pool, for a multi-threaded runtime (the
@@ -401,6 +424,31 @@ mod tests {
             err.cni_code(),
             multus_core::cni::ErrorCode::DelegateFailed.code()
         );
+    }
+
+    #[test]
+    fn concurrent_calls_overlap_without_a_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        // Each waits until the other has started: only overlapping calls finish.
+        script(
+            dir.path(),
+            "meet",
+            &format!(
+                "cat >/dev/null; touch {d}/$CNI_IFNAME; i=0; while [ ! -e {d}/net1 ] || [ ! -e {d}/net2 ]; do i=$((i+1)); [ $i -gt 500 ] && exit 1; sleep 0.01; done; echo '{{}}'",
+                d = dir.path().display()
+            ),
+        );
+        let exec = ProcessExec::default();
+        let mut a = request(dir.path(), "meet");
+        let mut b = a.clone();
+        a.ifname = "net1".into();
+        b.ifname = "net2".into();
+        let (a, b) = pollster::block_on(futures_util::future::join(
+            exec.exec_concurrently(a),
+            exec.exec_concurrently(b),
+        ));
+        assert_eq!(a.unwrap(), b"{}\n");
+        assert_eq!(b.unwrap(), b"{}\n");
     }
 
     #[tokio::test]

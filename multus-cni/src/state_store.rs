@@ -244,6 +244,48 @@ impl FileStateStore {
     }
 }
 
+impl FileStateStore {
+    /// Check, serialise and place the record with `place`.
+    fn write(
+        &self,
+        state: &SandboxState,
+        place: fn(&Path, &[u8], u32) -> Result<(), multus_host::atomic::WriteError>,
+    ) -> Result<(), StateError> {
+        let id = self.checked_id(&state.container_id)?;
+        if !Self::storable(id) {
+            return Err(StateError::Unstorable {
+                container_id: id.to_owned(),
+                length: id.len(),
+                limit: MAX_CONTAINER_ID_BYTES,
+            });
+        }
+        self.ensure_dir()?;
+        let path = self.record_path(id);
+        let bytes =
+            serde_json::to_vec_pretty(state).map_err(|e| Self::io_error(&path, e.into()))?;
+        place(&path, &bytes, 0o600).map_err(|e| Self::io_error(&e.path, e.source))
+    }
+
+    /// The container IDs with a record.
+    fn list_ids(&self) -> Result<Vec<String>, StateError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Self::io_error(&self.dir, e)),
+        };
+        let mut ids: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let id = name.strip_suffix(RECORD_SUFFIX)?;
+                is_valid_container_id(id).then(|| id.to_owned())
+            })
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+}
+
 #[async_trait]
 impl StateStore for FileStateStore {
     async fn lock(&self, container_id: &str) -> Result<Box<dyn StateLock>, StateError> {
@@ -276,38 +318,15 @@ impl StateStore for FileStateStore {
     }
 
     fn save(&self, state: &SandboxState) -> Result<(), StateError> {
-        let id = self.checked_id(&state.container_id)?;
-        if !Self::storable(id) {
-            return Err(StateError::Unstorable {
-                container_id: id.to_owned(),
-                length: id.len(),
-                limit: MAX_CONTAINER_ID_BYTES,
-            });
-        }
-        self.ensure_dir()?;
-        let path = self.record_path(id);
-        let bytes =
-            serde_json::to_vec_pretty(state).map_err(|e| Self::io_error(&path, e.into()))?;
-        multus_host::atomic::write_atomic(&path, &bytes, 0o600)
-            .map_err(|e| Self::io_error(&e.path, e.source))
+        self.write(state, multus_host::atomic::write_atomic)
+    }
+
+    fn update(&self, state: &SandboxState) -> Result<(), StateError> {
+        self.write(state, multus_host::atomic::replace_atomic_unsynced)
     }
 
     fn list(&self) -> Result<Vec<String>, StateError> {
-        let entries = match std::fs::read_dir(&self.dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Self::io_error(&self.dir, e)),
-        };
-        let mut ids: Vec<String> = entries
-            .filter_map(Result::ok)
-            .filter_map(|entry| {
-                let name = entry.file_name().into_string().ok()?;
-                let id = name.strip_suffix(RECORD_SUFFIX)?;
-                is_valid_container_id(id).then(|| id.to_owned())
-            })
-            .collect();
-        ids.sort();
-        Ok(ids)
+        self.list_ids()
     }
 
     /// Remove the record; the lock file goes when its holder releases it.
@@ -372,6 +391,7 @@ mod tests {
             attachments: vec![],
             network_status: vec![],
             multus_network: None,
+            parallel_attach: false,
         }
     }
 

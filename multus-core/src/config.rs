@@ -38,6 +38,11 @@ pub const DEFAULT_DEVICE_INFO_DIR: &str = "/var/run/k8s.cni.cncf.io/devinfo";
 /// (`maxNetworksPerPod`).
 pub const DEFAULT_MAX_NETWORKS_PER_POD: usize = 64;
 
+/// `parallelAttachLimit` when not set: the CPUs this process may use.
+pub fn default_parallel_attach_limit() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
 /// Errors found while reading the Multus configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -81,8 +86,8 @@ pub struct LogOptions {
 /// `delegateTimeoutSeconds`, `apiTimeoutSeconds`, `apiRetries`,
 /// `readinessIndicatorTimeoutSeconds`, `trustRuntimeAnnotations`, `allowedPluginTypes`,
 /// `maxNetworksPerPod`, `allowRuntimeConfigFromAnnotations`, `isolateDefaultNetwork`,
-/// `podResourcesSocket`, `deviceCheckpointFile` and `deviceInfoDir` are multus-rs
-/// additions, documented in `docs/configuration.md`.
+/// `podResourcesSocket`, `deviceCheckpointFile`, `deviceInfoDir`, `parallelAttach` and
+/// `parallelAttachLimit` are multus-rs additions, documented in `docs/configuration.md`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MultusConf {
     /// CNI `name` of the Multus network.
@@ -175,6 +180,14 @@ pub struct MultusConf {
     /// The device-info directory, with `dp/` and `cni/` below it (multus-rs
     /// `deviceInfoDir`).
     pub device_info_dir: PathBuf,
+    /// Attach a pod's additional networks concurrently once its cluster network is
+    /// attached (multus-rs `parallelAttach`, default false); a pod may override it
+    /// with the `k8s.v1.cni.cncf.io/parallel-attach` annotation.
+    pub parallel_attach: bool,
+    /// The most delegates run at once by a parallel attach (multus-rs
+    /// `parallelAttachLimit`); `None`: the number of CPUs (see
+    /// [`MultusConf::parallel_attach_limit`]).
+    pub parallel_attach_limit: Option<usize>,
 }
 
 /// One entry of `cni.dev/valid-attachments` (CNI 1.1 GC).
@@ -259,6 +272,9 @@ struct RawConf {
     pod_resources_socket: Option<PathBuf>,
     device_checkpoint_file: Option<PathBuf>,
     device_info_dir: Option<PathBuf>,
+    #[serde(default)]
+    parallel_attach: bool,
+    parallel_attach_limit: Option<usize>,
     #[serde(flatten)]
     unknown: Map<String, Value>,
 }
@@ -267,6 +283,13 @@ struct RawConf {
 const TOLERATED_KEYS: &[&str] = &["prevResult", "args", "ipam", "dns"];
 
 impl MultusConf {
+    /// The most delegates one parallel attach runs at once: `parallelAttachLimit`, else
+    /// the number of CPUs.
+    pub fn parallel_attach_limit(&self) -> usize {
+        self.parallel_attach_limit
+            .unwrap_or_else(default_parallel_attach_limit)
+    }
+
     /// Parse the configuration the runtime passed on stdin.
     pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
         let raw: RawConf = serde_json::from_slice(bytes)?;
@@ -369,6 +392,8 @@ impl MultusConf {
             ),
             device_checkpoint: non_empty_or(raw.device_checkpoint_file, DEFAULT_DEVICE_CHECKPOINT),
             device_info_dir: non_empty_or(raw.device_info_dir, DEFAULT_DEVICE_INFO_DIR),
+            parallel_attach: raw.parallel_attach,
+            parallel_attach_limit: raw.parallel_attach_limit.filter(|n| *n > 0),
         })
     }
 
@@ -495,6 +520,27 @@ mod tests {
         assert_eq!(conf.max_networks_per_pod, 3);
         assert_eq!(conf.allow_runtime_config_from_annotations, Some(Vec::new()));
         assert!(!conf.isolate_default_network);
+    }
+
+    #[test]
+    fn parallel_attach_is_off_by_default_and_bounded() {
+        let conf = MultusConf::parse(br#"{"delegates":[{"type":"a"}]}"#).unwrap();
+        assert!(!conf.parallel_attach);
+        assert_eq!(conf.parallel_attach_limit, None);
+        assert_eq!(
+            conf.parallel_attach_limit(),
+            default_parallel_attach_limit()
+        );
+        assert!(conf.parallel_attach_limit() >= 1);
+        let conf = MultusConf::parse(
+            br#"{"delegates":[{"type":"a"}],"parallelAttach":true,"parallelAttachLimit":3}"#,
+        )
+        .unwrap();
+        assert!(conf.parallel_attach);
+        assert_eq!(conf.parallel_attach_limit(), 3);
+        let conf =
+            MultusConf::parse(br#"{"delegates":[{"type":"a"}],"parallelAttachLimit":0}"#).unwrap();
+        assert_eq!(conf.parallel_attach_limit, None);
     }
 
     #[test]

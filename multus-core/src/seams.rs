@@ -183,6 +183,14 @@ impl ExecError {
 pub trait DelegateExec: Send + Sync {
     /// Run the plugin and return its stdout on success.
     async fn exec(&self, request: ExecRequest) -> Result<Vec<u8>, ExecError>;
+
+    /// [`DelegateExec::exec`], for a call that runs at the same time as others of the
+    /// same request (parallel attach). An implementation whose `exec` blocks the calling
+    /// thread runs the call elsewhere here, so that the calls overlap; the default is
+    /// `exec` itself, right for an implementation that is asynchronous already.
+    async fn exec_concurrently(&self, request: ExecRequest) -> Result<Vec<u8>, ExecError> {
+        self.exec(request).await
+    }
 }
 
 /// A failure of the state store.
@@ -232,8 +240,15 @@ pub trait StateStore: Send + Sync {
     async fn lock(&self, container_id: &str) -> Result<Box<dyn StateLock>, StateError>;
     /// Read the record, `None` when there is none.
     fn load(&self, container_id: &str) -> Result<Option<SandboxState>, StateError>;
-    /// Write the record atomically.
+    /// Write the record atomically and durably: DEL relies on it after a crash.
     fn save(&self, state: &SandboxState) -> Result<(), StateError>;
+    /// Replace a record that [`StateStore::save`] made durable with a newer version
+    /// (ADD's results), atomically but without waiting for the disk: after a crash the
+    /// older record, from which DEL works as well, may be what is found. Defaults to
+    /// `save`.
+    fn update(&self, state: &SandboxState) -> Result<(), StateError> {
+        self.save(state)
+    }
     /// Remove the record (no error when absent).
     fn remove(&self, container_id: &str) -> Result<(), StateError>;
     /// The container IDs that have a record.

@@ -65,6 +65,10 @@ pub struct SandboxState {
     /// Absent in records written before it existed (GC then treats them as its own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multus_network: Option<String>,
+    /// The additional networks were attached concurrently (parallel attach), so DEL
+    /// detaches them concurrently too. Absent when they were attached one by one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub parallel_attach: bool,
 }
 
 impl SandboxState {

@@ -275,6 +275,8 @@ impl UpstreamSandbox {
             network_status: Vec::new(),
             // Upstream's caches do not say which multus network made them.
             multus_network: None,
+            // Upstream attaches one network after the other.
+            parallel_attach: false,
         })
     }
 

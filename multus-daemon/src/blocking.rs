@@ -60,6 +60,10 @@ impl StateStore for BlockingStateStore {
         tokio::task::block_in_place(|| self.inner.save(state))
     }
 
+    fn update(&self, state: &SandboxState) -> Result<(), StateError> {
+        tokio::task::block_in_place(|| self.inner.update(state))
+    }
+
     fn remove(&self, container_id: &str) -> Result<(), StateError> {
         tokio::task::block_in_place(|| self.inner.remove(container_id))
     }

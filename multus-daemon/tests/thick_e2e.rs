@@ -359,3 +359,47 @@ fn file_based_networks_work_in_the_daemon_without_a_cluster() {
     thick.h.assert_nothing_leaked(&[&pod]);
     let _ = Duration::ZERO;
 }
+
+#[test]
+fn parallel_attach_set_in_the_daemon_config_overlaps_the_additional_networks() {
+    use multus_integration_tests::recording::{Record, read_records};
+    let mut thick = Thick::new(true);
+    thick.h.dirs.install_recorder("recorder");
+    thick.set("parallelAttach", json!(true));
+    thick.set("parallelAttachLimit", json!(3));
+    let mut cluster = fixtures::recorder_conf("1.0.0", "cluster", "cluster", &thick.h.dirs);
+    cluster["address"] = json!("10.250.0.2/24");
+    thick.write_primary("10-rec.conf", &cluster);
+    for name in ["r1", "r2", "r3"] {
+        let mut nad = fixtures::recorder_conf("1.0.0", name, name, &thick.h.dirs);
+        nad["sleepOnAdd"] = json!(300);
+        nad["sleepOnDel"] = json!(300);
+        thick
+            .api()
+            .create_nad("default", name, &nad.to_string())
+            .unwrap();
+    }
+    thick.start_daemon();
+    let conf = plugin_stdin(&thick.wait_generated("00-multus.conflist", |_| true));
+    let pod = thick.api_pod(&[(NETWORKS_ANNOTATION, "r1, r2, r3")]);
+    thick.wait_cached_pods(1);
+    thick.shim.add(&pod, &conf).success();
+    thick.shim.del(&pod, &conf, None).empty_success();
+    let records = read_records(&thick.h.dirs.record_file());
+    for command in ["ADD", "DEL"] {
+        let calls: Vec<&Record> = records
+            .iter()
+            .filter(|r| r.command == command && r.tag() != "cluster")
+            .collect();
+        assert_eq!(calls.len(), 3, "{records:#?}");
+        assert!(
+            calls
+                .iter()
+                .enumerate()
+                .any(|(i, a)| calls[i + 1..].iter().any(|b| a.overlaps(b))),
+            "no two {command}s in flight at once in the daemon: {records:#?}\n{}",
+            thick.daemon_log()
+        );
+    }
+    assert!(thick.h.dirs.sandbox_files().is_empty());
+}

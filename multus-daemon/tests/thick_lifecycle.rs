@@ -188,11 +188,27 @@ fn sigterm_with_queued_requests_loses_nothing_and_half_applies_nothing() {
     }
     let mut daemon = thick.daemon.take().unwrap();
     daemon.terminate();
-    // While the running request finishes, the daemon says it is not ready.
+    // While the running request finishes, the daemon says it is not ready, and turns
+    // away new CNI requests itself (the shim makes one round trip, no probe first).
     let mut saw_not_ready = false;
+    let probe = br#"{"env":{"CNI_COMMAND":"ADD"},"config":""}"#;
     while daemon.wait(Duration::ZERO).is_none() {
+        let was_not_ready = saw_not_ready;
         if let Ok(response) = thick.client().get("/readyz") {
             saw_not_ready |= response.status == 500;
+        }
+        if was_not_ready && let Ok(response) = thick.client().post_json("/cni", probe) {
+            assert_eq!(response.status, 503, "{}", response.text());
+            assert!(
+                response.text().contains("shutting down"),
+                "{}",
+                response.text()
+            );
+            assert!(
+                response.text().contains("\"code\":11"),
+                "{}",
+                response.text()
+            );
         }
         std::thread::sleep(Duration::from_millis(5));
     }

@@ -60,7 +60,23 @@ pub fn write_atomic_with(
     mode: u32,
     fill: impl FnOnce(&mut File) -> std::io::Result<()>,
 ) -> Result<(), WriteError> {
-    place(target, mode, fill, Placement::Replace).map(|_| ())
+    place(target, mode, fill, Placement::Replace, Durability::Synced).map(|_| ())
+}
+
+/// [`write_atomic`] without waiting for the disk (no fsync of the file or of its
+/// directory): readers see the old or the new file, never a partial one, but after a
+/// power loss the old one (or, on file systems that do not order a replacing rename
+/// after the data, an empty file) may be what is there. For a newer version of a file
+/// whose older version is already durable and good enough on its own.
+pub fn replace_atomic_unsynced(target: &Path, bytes: &[u8], mode: u32) -> Result<(), WriteError> {
+    place(
+        target,
+        mode,
+        |file| file.write_all(bytes),
+        Placement::Replace,
+        Durability::Unsynced,
+    )
+    .map(|_| ())
 }
 
 /// Create `target` with `bytes` and permission bits `mode`, atomically, unless it
@@ -72,6 +88,7 @@ pub fn create_atomic(target: &Path, bytes: &[u8], mode: u32) -> Result<bool, Wri
         mode,
         |file| file.write_all(bytes),
         Placement::KeepExisting,
+        Durability::Synced,
     )
 }
 
@@ -82,16 +99,25 @@ enum Placement {
     KeepExisting,
 }
 
+/// Whether the write waits for the disk (fsync of the file and its directory).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    Synced,
+    Unsynced,
+}
+
 fn place(
     target: &Path,
     mode: u32,
     fill: impl FnOnce(&mut File) -> std::io::Result<()>,
     placement: Placement,
+    durability: Durability,
 ) -> Result<bool, WriteError> {
     let (temp, mut file) = create_temp(target)?;
+    let synced = durability == Durability::Synced;
     let written = fill(&mut file)
         .and_then(|()| file.set_permissions(std::fs::Permissions::from_mode(mode)))
-        .and_then(|()| file.sync_all());
+        .and_then(|()| if synced { file.sync_all() } else { Ok(()) });
     drop(file);
     let fail = |action: &'static str, path: &Path, source: std::io::Error| {
         let _ = std::fs::remove_file(&temp);
@@ -120,7 +146,7 @@ fn place(
             }
         }
     };
-    if placed {
+    if placed && synced {
         sync_parent(target)?;
     }
     Ok(placed)
@@ -254,6 +280,10 @@ mod tests {
         write_atomic(&target, b"two", 0o755).unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"two");
         assert_eq!(mode_of(&target), 0o755);
+        assert_eq!(only_entry(dir.path()), "conf");
+        replace_atomic_unsynced(&target, b"three", 0o600).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"three");
+        assert_eq!(mode_of(&target), 0o600);
         assert_eq!(only_entry(dir.path()), "conf");
     }
 

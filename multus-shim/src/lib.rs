@@ -6,7 +6,6 @@
 //!
 //! - [`api`]: the socket API's wire types and paths (upstream-compatible);
 //! - [`client`]: a blocking HTTP/1.1 client over a unix socket ([`client::SocketClient`]);
-//! - [`readiness`]: waiting for `/readyz`, probing `/healthz`;
 //! - [`shim`]: the plugin's logic ([`shim::run`]);
 //! - [`pending`]: the memory of DELs that failed because the daemon was unreachable.
 //!
@@ -19,7 +18,6 @@ pub use multus_core::daemon_api as api;
 pub mod client;
 pub mod log;
 pub mod pending;
-pub mod readiness;
 pub mod shim;
 
 pub use client::{ClientError, HttpResponse, SocketClient};

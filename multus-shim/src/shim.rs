@@ -14,13 +14,15 @@ use crate::api::{self, CNI_PATH, DEFAULT_SOCKET_DIR, Request, Response};
 use crate::client::{ClientError, HttpResponse, SocketClient};
 use crate::log::{self, Level};
 use crate::pending::{PendingDels, Verdict, verdict};
-use crate::readiness;
 
 /// Default `daemonUnreachableDelGraceSeconds`.
 pub const DEFAULT_DEL_GRACE_SECS: u64 = 600;
-/// Default `daemonReadyTimeoutSeconds`: how long ADD, CHECK, GC and STATUS wait for
-/// `/readyz`.
+/// Default `daemonReadyTimeoutSeconds`: how long ADD, CHECK, GC and STATUS wait for a
+/// daemon that is not listening yet, or that answers 503 (busy, shutting down).
 pub const DEFAULT_READY_TIMEOUT_SECS: f64 = 45.0;
+/// How often a socket nobody listens on is tried again (upstream polls `/readyz` at
+/// this pace).
+pub const READY_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// How long DEL keeps trying to reach the daemon (a restart) before it fails.
 pub const DEL_RETRY: Duration = Duration::from_secs(5);
 /// Default `cniDir` (where the pending-DEL markers live).
@@ -174,22 +176,19 @@ pub fn run(env: &BTreeMap<String, String>, stdin: Vec<u8>, now: SystemTime) -> O
     if command == "DEL" {
         return del(&conf, &client, &body, &container_id, now);
     }
-    if let Err(not_ready) = readiness::wait_ready(&client, conf.ready_timeout) {
-        if let readiness::NotReady::Unreachable(e) = &not_ready
-            && e.is_permission_denied()
-        {
-            return fail(ErrorCode::IoFailure, permission_message(e));
-        }
-        return fail(
+    // One round trip: the daemon answers a request it cannot serve yet with 503 (code
+    // 11), retried below like a busy daemon; a socket nobody listens on yet is retried
+    // every READY_POLL_INTERVAL. Both for at most daemonReadyTimeoutSeconds.
+    match post(&client, &body, conf.ready_timeout, conf.ready_timeout) {
+        Ok(response) => answer(&conf, command, &response),
+        Err(e) if e.is_permission_denied() => fail(ErrorCode::IoFailure, permission_message(&e)),
+        Err(e) if e.is_unreachable() => fail(
             ErrorCode::TryAgainLater,
             format!(
-                "multus-daemon is not ready after {:.1} s: {not_ready}",
+                "multus-daemon is not ready after {:.1} s: {e}",
                 conf.ready_timeout.as_secs_f64()
             ),
-        );
-    }
-    match post_while_busy(&client, &body, conf.ready_timeout) {
-        Ok(response) => answer(&conf, command, &response),
+        ),
         Err(e) => fail(
             ErrorCode::TryAgainLater,
             format!("failed to send CNI request: {e}"),
@@ -209,8 +208,7 @@ fn del(
 ) -> Outcome {
     let pending = PendingDels::new(&conf.cni_dir);
     let retry = DEL_RETRY.min(conf.ready_timeout.max(Duration::from_millis(200)));
-    let reached = readiness::wait_healthy(client, retry)
-        .and_then(|_| post_while_busy(client, body, conf.ready_timeout));
+    let reached = post(client, body, retry, conf.ready_timeout);
     match reached {
         Ok(response) => {
             pending.clear(container_id);
@@ -271,33 +269,50 @@ fn unreachable_del(
     }
 }
 
-/// POST the request; while the daemon answers 503 (busy: its queue is full), try again
-/// with a growing pause, for at most `patience`. The runtime then sees a slower call
-/// instead of a failure, and the waiting happens in this small process, not in the
-/// daemon.
-fn post_while_busy(
+/// POST the request (one round trip when the daemon is there and free). While nothing
+/// listens on the socket (the daemon is starting), try again every
+/// [`READY_POLL_INTERVAL`] for at most `unreachable_patience`: no request was sent. While
+/// the daemon answers 503 (its queue is full, or it is shutting down and serves DELs
+/// only), try again with a growing pause, for at most `busy_patience`: the runtime then
+/// sees a slower call instead of a failure, and the waiting happens in this small
+/// process, not in the daemon.
+fn post(
     client: &SocketClient,
     body: &[u8],
-    patience: Duration,
+    unreachable_patience: Duration,
+    busy_patience: Duration,
 ) -> Result<HttpResponse, ClientError> {
-    let deadline = std::time::Instant::now() + patience;
+    let started = std::time::Instant::now();
     let mut pause = Duration::from_millis(50);
     loop {
-        let response = client.post_json(CNI_PATH, body)?;
-        let now = std::time::Instant::now();
-        if response.status != 503 || now >= deadline {
+        let response = match client.post_json(CNI_PATH, body) {
+            Ok(response) => response,
+            // Waiting will not grant the permission.
+            Err(e) if e.is_permission_denied() => return Err(e),
+            Err(e) if e.is_unreachable() => {
+                let waited = started.elapsed();
+                if waited >= unreachable_patience {
+                    return Err(e);
+                }
+                std::thread::sleep(READY_POLL_INTERVAL.min(unreachable_patience - waited));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let waited = started.elapsed();
+        if response.status != 503 || waited >= busy_patience {
             return Ok(response);
         }
         log::log(
             Level::Verbose,
             &format!(
-                "multus-daemon is busy ({}); retrying",
+                "multus-daemon cannot take the request yet ({}); retrying",
                 response.text().trim()
             ),
         );
         // Spread the retries of many shims (pid-based jitter, up to +50%).
         let jitter = pause.mul_f64(f64::from(std::process::id() % 50) / 100.0);
-        std::thread::sleep((pause + jitter).min(deadline - now));
+        std::thread::sleep((pause + jitter).min(busy_patience - waited));
         pause = (pause * 2).min(Duration::from_secs(1));
     }
 }

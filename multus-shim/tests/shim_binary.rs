@@ -153,14 +153,13 @@ fn cni_posts(seen: &Seen) -> Vec<Value> {
 #[test]
 fn add_forwards_env_and_base64_stdin_and_converts_the_result() {
     let shim = Shim::new();
-    let seen = shim.serve(|_, path, _| match path {
-        "/readyz" => (200, String::new()),
-        _ => (
+    let seen = shim.serve(|_, _, _| {
+        (
             200,
             json!({"Result":{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"/var/run/netns/x"}],
                 "ips":[{"address":"10.1.2.3/24","gateway":"10.1.2.1","interface":0}],"dns":{}}})
             .to_string(),
-        ),
+        )
     });
     let stdin = shim.conf("0.3.1", json!({}));
     let (code, result, stderr) = shim.run("ADD", &stdin);
@@ -182,19 +181,18 @@ fn add_forwards_env_and_base64_stdin_and_converts_the_result() {
     let config = multus_shim::api::decode_base64(request["config"].as_str().unwrap()).unwrap();
     assert_eq!(config, stdin, "stdin byte for byte");
     assert!(request.get("interfaceAttributes").is_none());
-    // The readiness gate came first.
-    assert_eq!(seen.lock().unwrap()[0].1, "/readyz");
+    // One round trip: no readiness probe before it.
+    assert_eq!(seen.lock().unwrap().len(), 1, "{:?}", seen.lock().unwrap());
 }
 
 #[test]
 fn daemon_errors_reach_the_runtime_with_their_code_del_included() {
     let shim = Shim::new();
-    shim.serve(|_, path, _| match path {
-        "/readyz" | "/healthz" => (200, String::new()),
-        _ => (
+    shim.serve(|_, _, _| {
+        (
             400,
             json!({"code":7,"msg":"delegate failed: bad config","details":"d"}).to_string(),
-        ),
+        )
     });
     for command in ["ADD", "CHECK", "DEL"] {
         let (code, error, _) = shim.run(command, &shim.conf("0.4.0", json!({})));
@@ -213,10 +211,7 @@ fn daemon_errors_reach_the_runtime_with_their_code_del_included() {
 fn a_busy_daemon_is_retried_until_it_takes_the_request() {
     let shim = Shim::new();
     let busy = Arc::new(Mutex::new(2));
-    let seen = shim.serve(move |_, path, _| {
-        if path == "/readyz" {
-            return (200, String::new());
-        }
+    let seen = shim.serve(move |_, _, _| {
         let mut left = busy.lock().unwrap();
         if *left > 0 {
             *left -= 1;
@@ -238,12 +233,11 @@ fn a_busy_daemon_is_retried_until_it_takes_the_request() {
     assert_eq!(cni_posts(&seen).len(), 3);
     // Without patience the runtime gets the daemon's "try again later".
     let shim = Shim::new();
-    shim.serve(|_, path, _| match path {
-        "/readyz" => (200, String::new()),
-        _ => (
+    shim.serve(|_, _, _| {
+        (
             503,
             json!({"code":11,"msg":"multus-daemon is busy"}).to_string(),
-        ),
+        )
     });
     let (code, error, _) = shim.run(
         "ADD",
@@ -253,11 +247,19 @@ fn a_busy_daemon_is_retried_until_it_takes_the_request() {
 }
 
 #[test]
-fn add_waits_for_readiness_and_gives_up_with_try_again_later() {
+fn add_to_a_daemon_shutting_down_is_retried_then_try_again_later() {
     let shim = Shim::new();
-    let seen = shim.serve(|_, path, _| match path {
-        "/readyz" => (500, String::new()),
-        _ => (200, String::new()),
+    // What a daemon shutting down answers to anything but DEL.
+    let seen = shim.serve(|_, _, body| {
+        if body.contains("\"CNI_COMMAND\":\"DEL\"") {
+            (200, String::new())
+        } else {
+            (
+                503,
+                json!({"code":11,"msg":"multus-daemon is shutting down and serves only DEL; ADD not run"})
+                    .to_string(),
+            )
+        }
     });
     let started = Instant::now();
     let (code, error, _) = shim.run(
@@ -266,20 +268,43 @@ fn add_waits_for_readiness_and_gives_up_with_try_again_later() {
     );
     assert_eq!((code, error["code"].as_u64()), (1, Some(11)), "{error}");
     assert!(
-        error["msg"]
-            .as_str()
-            .unwrap()
-            .contains("/readyz answered 500"),
+        error["msg"].as_str().unwrap().contains("shutting down"),
         "{error}"
     );
     assert!(started.elapsed() >= Duration::from_millis(500));
+    assert!(cni_posts(&seen).len() >= 2, "retried");
     assert!(
-        cni_posts(&seen).is_empty(),
-        "nothing sent to a daemon that is not ready"
+        seen.lock()
+            .unwrap()
+            .iter()
+            .all(|(_, path, _)| path == "/cni"),
+        "no readiness probe"
     );
-    // DEL does not wait for readiness (a daemon shutting down still serves DELs).
+    // DEL is served by a daemon shutting down.
     let (code, _, _) = shim.run("DEL", &shim.conf("1.0.0", json!({})));
     assert_eq!(code, 0);
+}
+
+#[test]
+fn add_waits_for_a_daemon_that_is_not_listening_yet() {
+    let shim = Shim::new();
+    let conf = shim.conf("1.0.0", json!({"daemonReadyTimeoutSeconds": 10}));
+    let started = Instant::now();
+    let seen = std::thread::scope(|scope| {
+        let call = scope.spawn(|| shim.run("ADD", &conf));
+        // The daemon binds its socket 300 ms after the shim started.
+        std::thread::sleep(Duration::from_millis(300));
+        let seen = shim.serve(|_, _, _| {
+            (
+                200,
+                json!({"Result":{"cniVersion":"1.0.0","dns":{}}}).to_string(),
+            )
+        });
+        let (code, result, stderr) = call.join().unwrap();
+        assert_eq!(code, 0, "{result} {stderr}");
+        seen
+    });
+    assert!(started.elapsed() >= Duration::from_millis(300));
     assert_eq!(cni_posts(&seen).len(), 1);
 }
 

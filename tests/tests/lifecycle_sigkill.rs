@@ -168,3 +168,57 @@ fn sigkill_during_add_leaves_no_stale_lock() {
     );
     h.assert_nothing_leaked(&[&pod]);
 }
+
+/// Parallel attach: the delegates run at once, each started from a thread of its own;
+/// killing multus kills every one of them (the parent-death signal follows the thread
+/// that started a delegate, and that thread lives until the delegate is reaped).
+#[test]
+fn sigkill_during_a_parallel_add_kills_every_delegate_in_flight() {
+    let h = Harness::new();
+    let nets = h.standard_networks(VERSION);
+    h.dirs.install_recorder("recorder");
+    for name in ["slow1", "slow2"] {
+        let mut slow = recorder_conf(VERSION, name, name, &h.dirs);
+        slow["sleepOnAdd"] = json!(SLEEP_MS);
+        h.dirs.write_nad_json(name, &slow);
+    }
+    let conf = h
+        .multus_config(VERSION, &nets)
+        .set("binDir", json!(h.dirs.bin_dir()))
+        .set("parallelAttach", json!(true))
+        .set("parallelAttachLimit", json!(2))
+        .networks("slow1, slow2")
+        .build();
+    let pod = h.sandbox();
+
+    let mut add = h.runtime.spawn(h.runtime.call("ADD", &pod, &conf));
+    let pids: Vec<u32> = ["net1", "net2"]
+        .iter()
+        .map(|ifname| {
+            let marker = in_flight_marker(&h.dirs.record_file(), "ADD", &pod.container_id, ifname);
+            wait_for_file(&marker, Duration::from_secs(30))
+                .trim()
+                .parse()
+                .expect("the recorder writes its pid")
+        })
+        .collect();
+    let multus_pid = add.multus_pid();
+    add.kill();
+    assert_eq!(add.wait().code, -1);
+    assert!(process_gone(multus_pid));
+    let deadline = Instant::now() + Duration::from_millis(SLEEP_MS / 2);
+    for pid in pids {
+        while !process_gone(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "the recorder {pid} outlived the multus that started it"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    h.runtime
+        .run_within(h.runtime.call("DEL", &pod, &conf), Duration::from_secs(30))
+        .expect("DEL after the kill")
+        .empty_success();
+    h.assert_nothing_leaked(&[&pod]);
+}

@@ -1,5 +1,7 @@
 //! ADD: plan, persist, attach in order, roll back on failure, publish.
 
+use std::collections::BTreeSet;
+
 use super::*;
 
 impl Engine<'_> {
@@ -12,8 +14,8 @@ impl Engine<'_> {
             .lock(&self.request.container_id)
             .await
             .map_err(|e| self.state_error(e))?;
-        let plan = match self.plan_add().await {
-            Ok(Some(plan)) => plan,
+        let (plan, parallel) = match self.plan_add().await {
+            Ok(Some(planned)) => planned,
             // The pod is gone: upstream's empty success, nothing attached (pod.rs).
             Ok(None) => {
                 self.forget_unrecorded();
@@ -25,25 +27,23 @@ impl Engine<'_> {
             }
         };
         let mut state = self.new_state(plan);
+        state.parallel_attach = parallel;
         store.save(&state).map_err(|e| self.state_error(e))?;
 
         let invoker = self.invoker();
-        for index in 0..state.attachments.len() {
-            match invoker.add(&state.attachments[index].delegate).await {
-                Ok(result) => state.attachments[index].result = Some(result),
-                Err(source) => {
-                    let report = self.roll_back(&invoker, &state, index).await;
-                    self.finish_failed_add(&report, &state, index);
-                    let delegate = &state.attachments[index].delegate;
-                    return Err(MultusError::Add {
-                        pod: self.request.pod.clone(),
-                        network: delegate.network.clone(),
-                        ifname: delegate.ifname.clone(),
-                        source,
-                        report,
-                    });
-                }
-            }
+        if let Err(failure) = self.attach_all(&invoker, &mut state).await {
+            let report = self
+                .roll_back(&invoker, &state, failure.attempted, &failure.never_ran)
+                .await;
+            self.finish_failed_add(&report, &state, failure.attempted - 1);
+            let delegate = &state.attachments[failure.failed].delegate;
+            return Err(MultusError::Add {
+                pod: self.request.pod.clone(),
+                network: delegate.network.clone(),
+                ifname: delegate.ifname.clone(),
+                source: failure.source,
+                report,
+            });
         }
 
         let netns = &self.request.netns;
@@ -51,7 +51,9 @@ impl Engine<'_> {
             default_route::apply(self.seams.netns, netns, &mut state.attachments).await
         {
             let last = state.attachments.len().saturating_sub(1);
-            let report = self.roll_back(&invoker, &state, last).await;
+            let report = self
+                .roll_back(&invoker, &state, state.attachments.len(), &BTreeSet::new())
+                .await;
             self.finish_failed_add(&report, &state, last);
             let delegate = &state.attachments[failure.index].delegate;
             return Err(MultusError::DefaultRoute {
@@ -65,11 +67,15 @@ impl Engine<'_> {
 
         state.network_status = self.network_status(&state);
         state.phase = Phase::Added;
-        if let Err(e) = store.save(&state) {
+        // The record saved before the first delegate ran is durable already, and DEL
+        // works from it: this newer version need not wait for the disk.
+        if let Err(e) = store.update(&state) {
             // Attached but not recorded as such (a full or failing state directory): a
             // failed ADD must leave nothing attached, so undo it all.
             let last = state.attachments.len().saturating_sub(1);
-            let report = self.roll_back(&invoker, &state, last).await;
+            let report = self
+                .roll_back(&invoker, &state, state.attachments.len(), &BTreeSet::new())
+                .await;
             tracing::warn!(error = %e, %report, "could not record the attached networks; rolled back");
             self.finish_failed_add(&report, &state, last);
             return Err(self.state_error(e));
@@ -79,8 +85,9 @@ impl Engine<'_> {
     }
 
     /// Plan an ADD and check that every interface name is free; nothing has run yet.
-    /// `None` when the API says the pod is gone.
-    pub(super) async fn plan_add(&self) -> Result<Option<Plan>, MultusError> {
+    /// `None` when the API says the pod is gone. With the plan, whether its networks are
+    /// attached in parallel.
+    pub(super) async fn plan_add(&self) -> Result<Option<(Plan, bool)>, MultusError> {
         let annotations = match self.lookup_pod_for_add().await? {
             pod::PodLookup::Annotations(annotations) => annotations,
             pod::PodLookup::Gone => return Ok(None),
@@ -104,7 +111,8 @@ impl Engine<'_> {
         }
         self.ensure_ifnames_free(&plan).await?;
         self.assign_devices(&mut plan).await?;
-        Ok(Some(plan))
+        let parallel = parallel::wanted(self.conf, annotations.as_ref());
+        Ok(Some((plan, parallel)))
     }
 
     /// ADD without an API server and without the pod's annotations from the runtime:
@@ -194,34 +202,40 @@ impl Engine<'_> {
                 .collect(),
             network_status: Vec::new(),
             multus_network: Some(self.conf.name.clone()),
+            parallel_attach: false,
         }
     }
 
-    /// DEL, in reverse order, every delegate up to and including `failed`.
+    /// DEL the first `attempted` delegates in reverse (in reverse stages, concurrently
+    /// within one, after a parallel attach). A delegate in `never_ran` (its binary was
+    /// missing) attached nothing: a missing binary at its DEL counts as rolled back.
     pub(super) async fn roll_back(
         &self,
         invoker: &Invoker<'_>,
         state: &SandboxState,
-        failed: usize,
+        attempted: usize,
+        never_ran: &BTreeSet<usize>,
     ) -> AttachmentReport {
+        let attachments = &state.attachments[..attempted.min(state.attachments.len())];
+        let outcomes = self
+            .detach_all(invoker, attachments, state.parallel_attach)
+            .await;
         let mut report = AttachmentReport::default();
-        for (index, attachment) in state.attachments[..=failed].iter().enumerate().rev() {
+        for (index, (attachment, outcome)) in attachments.iter().zip(outcomes).enumerate() {
             let delegate = &attachment.delegate;
             let label = format!("{} ({})", delegate.network, delegate.ifname);
-            match invoker.del(delegate, attachment.result.as_ref()).await {
+            match outcome {
                 Ok(()) => {
                     self.release_device(delegate);
                     report.rolled_back.push(label);
                 }
-                // The failed delegate's binary is missing: it never ran, nothing to undo.
-                Err(ExecError::NotFound { .. }) if index == failed => {
+                // A delegate whose binary is missing never ran: nothing to undo.
+                Err(ExecError::NotFound { .. }) if never_ran.contains(&index) => {
                     report.rolled_back.push(label);
                 }
                 Err(e) => report.not_rolled_back.push(format!("{label}: {e}")),
             }
         }
-        report.rolled_back.reverse();
-        report.not_rolled_back.reverse();
         report
     }
 

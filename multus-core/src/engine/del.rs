@@ -32,7 +32,7 @@ impl Engine<'_> {
             .lock(&self.request.container_id)
             .await
             .map_err(|e| self.state_error(e))?;
-        let (record, known) = match store.load(&self.request.container_id) {
+        let (mut record, known) = match store.load(&self.request.container_id) {
             Ok(Some(state)) => (state, Known::Record),
             Ok(None) => match self.upstream_record(&self.request.container_id) {
                 Some((state, sandbox)) => (state, Known::Upstream(sandbox)),
@@ -48,9 +48,16 @@ impl Engine<'_> {
         let invoker = self.invoker();
         let mut failures = Vec::new();
         let mut deleted = Vec::new();
-        for attachment in record.attachments.iter().rev() {
+        // A record says how it was attached; a rebuilt plan follows the configuration.
+        if matches!(known, Known::Rebuilt { .. }) {
+            record.parallel_attach = self.conf.parallel_attach;
+        }
+        let outcomes = self
+            .detach_all(&invoker, &record.attachments, record.parallel_attach)
+            .await;
+        for (attachment, outcome) in record.attachments.iter().zip(outcomes).rev() {
             let delegate = &attachment.delegate;
-            match invoker.del(delegate, attachment.result.as_ref()).await {
+            match outcome {
                 Ok(()) => {
                     self.release_device(delegate);
                     deleted.push(label(delegate));

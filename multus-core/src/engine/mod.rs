@@ -12,6 +12,7 @@ mod del;
 mod devices;
 mod error;
 mod invoke;
+mod parallel;
 mod pod;
 mod readiness;
 mod upstream;

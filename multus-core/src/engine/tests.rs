@@ -814,6 +814,7 @@ fn check_looks_only_for_what_the_cached_result_lists() {
 mod api;
 mod chaining;
 mod devices;
+mod parallel;
 mod upstream;
 
 #[test]

@@ -13,6 +13,9 @@ pub use status::NetworkStatus;
 pub const NETWORKS_ANNOTATION: &str = "k8s.v1.cni.cncf.io/networks";
 /// Pod annotation replacing the cluster network of a pod.
 pub const DEFAULT_NETWORK_ANNOTATION: &str = "v1.multus-cni.io/default-network";
+/// Pod annotation turning parallel attach on (`"true"`) or off (`"false"`) for one pod,
+/// whatever the multus configuration's `parallelAttach` says (multus-rs).
+pub const PARALLEL_ATTACH_ANNOTATION: &str = "k8s.v1.cni.cncf.io/parallel-attach";
 /// Pod annotation that Multus writes after ADD.
 pub const NETWORK_STATUS_ANNOTATION: &str = "k8s.v1.cni.cncf.io/network-status";
 /// NAD annotation naming the device-plugin resource behind a network.

@@ -73,6 +73,8 @@ fn effective(conf: &MultusConf) -> Vec<(&'static str, Value)> {
         pod_resources_socket,
         device_checkpoint,
         device_info_dir,
+        parallel_attach,
+        parallel_attach_limit,
     } = conf;
     let path = |p: &Option<std::path::PathBuf>| {
         p.as_ref()
@@ -135,6 +137,8 @@ fn effective(conf: &MultusConf) -> Vec<(&'static str, Value)> {
             json!(allow_runtime_config_from_annotations),
         ),
         ("isolateDefaultNetwork", json!(isolate_default_network)),
+        ("parallelAttach", json!(parallel_attach)),
+        ("parallelAttachLimit", json!(parallel_attach_limit)),
         (
             "podResourcesSocket",
             json!(pod_resources_socket.display().to_string()),

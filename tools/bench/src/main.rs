@@ -3,6 +3,12 @@
 //! delegate plugins executed directly as a runtime would, with a no-op delegate and with
 //! bridge + host-local. It reports figures; it asserts nothing about time.
 //!
+//! Then, with bridge + host-local and 16 additional networks, it compares the ADD and the
+//! DEL through `multus` attaching one network after the other with parallel attach
+//! (`parallelAttach`, at the default limit of one per CPU and at 16), rounds
+//! interleaved. `MULTUS_BENCH_ONLY=parallel` runs only that part, `=overhead` only the
+//! first.
+//!
 //! It must run inside a private network and mount namespace (`scripts/bench.sh` sets
 //! that up), because it creates bridges and a pod namespace.
 
@@ -105,21 +111,123 @@ fn run() -> Result<(), String> {
         plugin_dir,
         counter: 0,
     };
+    let only = std::env::var("MULTUS_BENCH_ONLY").unwrap_or_default();
     let mut rows = Vec::new();
-    for delegate in [Delegate::Noop, Delegate::Bridge] {
-        for networks in NETWORK_COUNTS {
-            eprintln!("measuring {} x{networks} ...", delegate.label());
-            rows.push(bench.measure(delegate, networks)?);
+    if only != "parallel" {
+        for delegate in [Delegate::Noop, Delegate::Bridge] {
+            for networks in NETWORK_COUNTS {
+                eprintln!("measuring {} x{networks} ...", delegate.label());
+                rows.push(bench.measure(delegate, networks)?);
+            }
         }
     }
+    let parallel = if only == "overhead" {
+        None
+    } else {
+        eprintln!("measuring parallel attach, bridge+host-local x{PARALLEL_NETWORKS} ...");
+        Some(bench.measure_parallel()?)
+    };
     let _ = sh(&["ip", "netns", "del", POD_NETNS]);
     let _ = std::fs::remove_dir_all(&state);
-    print!("{}", report(&rows, &bench.multus));
+    if !rows.is_empty() {
+        print!("{}", report(&rows, &bench.multus));
+    }
+    if let Some(parallel) = parallel {
+        print!("{}", parallel.report());
+    }
     Ok(())
 }
 
+/// Additional networks of the parallel-attach comparison.
+const PARALLEL_NETWORKS: usize = 16;
+/// Rounds of the parallel-attach comparison.
+const PARALLEL_ROUNDS: usize = 10;
+
+/// Medians of ADD and DEL through multus, serial and parallel.
+struct ParallelRow {
+    cpus: usize,
+    /// (label, ADD, DEL) for serial, parallel at the default limit, parallel at 16.
+    modes: Vec<(String, Duration, Duration)>,
+}
+
+impl ParallelRow {
+    fn report(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "\nParallel attach: cluster network + {PARALLEL_NETWORKS} bridge+host-local networks through multus ({} CPUs; medians of {PARALLEL_ROUNDS} interleaved rounds)\n",
+            self.cpus
+        );
+        let _ = writeln!(
+            out,
+            "| mode | ADD (ms) | DEL (ms) | ADD speed-up | DEL speed-up |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+        let (_, serial_add, serial_del) = self.modes[0].clone();
+        for (label, add, del) in &self.modes {
+            let _ = writeln!(
+                out,
+                "| {label} | {:.1} | {:.1} | {:.2}x | {:.2}x |",
+                ms(*add),
+                ms(*del),
+                ms(serial_add) / ms(*add),
+                ms(serial_del) / ms(*del)
+            );
+        }
+        out
+    }
+}
+
 impl Bench {
-    fn measure(&mut self, delegate: Delegate, networks: usize) -> Result<Row, String> {
+    /// ADD and DEL through multus of [`PARALLEL_NETWORKS`] bridge networks: serial,
+    /// parallel at the default limit (the CPU count), parallel at 16.
+    fn measure_parallel(&mut self) -> Result<ParallelRow, String> {
+        let (_, conf) = self.setup(Delegate::Bridge, PARALLEL_NETWORKS)?;
+        let mut parallel = conf.clone();
+        parallel["parallelAttach"] = serde_json::json!(true);
+        let mut wide = parallel.clone();
+        wide["parallelAttachLimit"] = serde_json::json!(PARALLEL_NETWORKS);
+        let modes = [
+            ("serial".to_owned(), conf.to_string()),
+            ("parallel, limit = CPUs".to_owned(), parallel.to_string()),
+            (
+                format!("parallel, limit = {PARALLEL_NETWORKS}"),
+                wide.to_string(),
+            ),
+        ];
+        let mut samples = vec![(Vec::new(), Vec::new()); modes.len()];
+        for round in 0..PARALLEL_ROUNDS + 1 {
+            for (index, (_, conf)) in modes.iter().enumerate() {
+                let id = self.next_id();
+                let started = Instant::now();
+                self.cni(&self.multus, "ADD", &id, "eth0", conf)?;
+                let add = started.elapsed();
+                let started = Instant::now();
+                self.cni(&self.multus, "DEL", &id, "eth0", conf)?;
+                let del = started.elapsed();
+                if round > 0 {
+                    samples[index].0.push(add);
+                    samples[index].1.push(del);
+                }
+            }
+        }
+        Ok(ParallelRow {
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            modes: modes
+                .into_iter()
+                .zip(samples)
+                .map(|((label, _), (add, del))| (label, median(add), median(del)))
+                .collect(),
+        })
+    }
+
+    /// The NAD files and the multus configuration of a pod with `networks` additional
+    /// networks; the delegate configs, the cluster network's first.
+    fn setup(
+        &self,
+        delegate: Delegate,
+        networks: usize,
+    ) -> Result<(Vec<String>, serde_json::Value), String> {
         let nads = self
             .state
             .join(format!("nads-{}-{networks}", delegate.label()));
@@ -145,8 +253,13 @@ impl Bench {
             "networkAttachmentDir": nads,
             "delegates": [serde_json::from_str::<serde_json::Value>(&configs[0]).map_err(|e| e.to_string())?],
             "runtimeConfig": {"io.kubernetes.cri.pod-annotations": {"k8s.v1.cni.cncf.io/networks": names.join(",")}},
-        })
-        .to_string();
+        });
+        Ok((configs, conf))
+    }
+
+    fn measure(&mut self, delegate: Delegate, networks: usize) -> Result<Row, String> {
+        let (configs, conf) = self.setup(delegate, networks)?;
+        let conf = conf.to_string();
 
         let mut direct = Vec::new();
         let mut through_multus = Vec::new();
