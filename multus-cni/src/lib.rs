@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod edge;
 pub mod exec;
 pub mod files;
+pub mod identity;
 pub mod logging;
 pub mod netns;
 pub mod state_store;

@@ -20,6 +20,8 @@ pub struct Kind {
     pub short_names: &'static [&'static str],
     /// Whether it has a `status` subresource.
     pub has_status: bool,
+    /// Whether its objects live in a namespace (else cluster-scoped, stored under `""`).
+    pub namespaced: bool,
 }
 
 impl Kind {
@@ -50,6 +52,7 @@ pub const PODS: Kind = Kind {
     kind: "Pod",
     short_names: &["po"],
     has_status: true,
+    namespaced: true,
 };
 /// Events (core/v1).
 pub const EVENTS: Kind = Kind {
@@ -59,6 +62,7 @@ pub const EVENTS: Kind = Kind {
     kind: "Event",
     short_names: &["ev"],
     has_status: false,
+    namespaced: true,
 };
 /// NetworkAttachmentDefinitions (k8s.cni.cncf.io/v1).
 pub const NADS: Kind = Kind {
@@ -68,10 +72,34 @@ pub const NADS: Kind = Kind {
     kind: "NetworkAttachmentDefinition",
     short_names: &["net-attach-def", "nad"],
     has_status: false,
+    namespaced: true,
+};
+/// The group of CertificateSigningRequests.
+pub const CSR_GROUP: &str = "certificates.k8s.io";
+/// CertificateSigningRequests (certificates.k8s.io/v1, cluster-scoped, with the
+/// `status` and `approval` subresources).
+pub const CSRS: Kind = Kind {
+    group: CSR_GROUP,
+    resource: "certificatesigningrequests",
+    singular: "certificatesigningrequest",
+    kind: "CertificateSigningRequest",
+    short_names: &["csr"],
+    has_status: true,
+    namespaced: false,
+};
+/// Nodes (core/v1, cluster-scoped).
+pub const NODES: Kind = Kind {
+    group: "",
+    resource: "nodes",
+    singular: "node",
+    kind: "Node",
+    short_names: &["no"],
+    has_status: true,
+    namespaced: false,
 };
 
 /// Every served resource.
-pub const ALL: [Kind; 3] = [PODS, EVENTS, NADS];
+pub const ALL: [Kind; 5] = [PODS, EVENTS, NADS, CSRS, NODES];
 
 /// The resource named `resource` in `group`.
 pub fn find(group: &str, resource: &str) -> Option<Kind> {
@@ -94,14 +122,14 @@ fn resource_list(group: &str) -> Value {
     let mut resources = Vec::new();
     for kind in ALL.iter().filter(|k| k.group == group) {
         resources.push(json!({
-            "name": kind.resource, "singularName": kind.singular, "namespaced": true,
+            "name": kind.resource, "singularName": kind.singular, "namespaced": kind.namespaced,
             "kind": kind.kind, "verbs": VERBS, "shortNames": kind.short_names,
             "storageVersionHash": ""
         }));
         if kind.has_status {
             resources.push(json!({
                 "name": format!("{}/status", kind.resource), "singularName": "",
-                "namespaced": true, "kind": kind.kind, "verbs": ["get", "patch", "update"]
+                "namespaced": kind.namespaced, "kind": kind.kind, "verbs": ["get", "patch", "update"]
             }));
         }
     }
@@ -141,6 +169,7 @@ pub fn discovery(path: &str, server: &str) -> Option<Value> {
             group
         }
         "/apis/k8s.cni.cncf.io/v1" => resource_list(NAD_GROUP),
+        "/apis/certificates.k8s.io/v1" => resource_list(CSR_GROUP),
         _ => return None,
     })
 }
