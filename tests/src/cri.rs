@@ -41,8 +41,9 @@ fn workspace() -> PathBuf {
         .to_owned()
 }
 
-/// The venv's Python, with the CRI client's packages; panics with the install hint.
-fn python() -> PathBuf {
+/// The venv's Python (`target/cri-venv`), with the CRI client's packages and
+/// cel-python; panics with the install hint.
+pub fn python() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| workspace().join("target"), PathBuf::from);
     let python = target.join("cri-venv/bin/python");
