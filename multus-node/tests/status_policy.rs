@@ -163,14 +163,10 @@ fn a_node_may_change_only_the_network_status_of_its_own_pods() {
     assert!(allowed(&outcomes[0]), "{:?}", outcomes[0]);
     assert!(allowed(&outcomes[1]), "{:?}", outcomes[1]);
     let denied_with = |o: &Outcome, part: &str| matches!(o, Some(denied) if denied.iter().any(|m| m.contains(part)));
-    for i in 2..=6 {
+    for (i, outcome) in outcomes.iter().enumerate().take(7).skip(2) {
         assert!(
-            denied_with(
-                &outcomes[i],
-                "only write the status of pods on its own node"
-            ),
-            "case {i}: {:?}",
-            outcomes[i]
+            denied_with(outcome, "only write the status of pods on its own node"),
+            "case {i}: {outcome:?}"
         );
     }
     assert!(
@@ -178,11 +174,10 @@ fn a_node_may_change_only_the_network_status_of_its_own_pods() {
         "{:?}",
         outcomes[2]
     );
-    for i in 7..=9 {
+    for (i, outcome) in outcomes.iter().enumerate().take(10).skip(7) {
         assert!(
-            denied_with(&outcomes[i], "no pod annotation but"),
-            "case {i}: {:?}",
-            outcomes[i]
+            denied_with(outcome, "no pod annotation but"),
+            "case {i}: {outcome:?}"
         );
     }
     assert!(denied_with(&outcomes[10], "labels"), "{:?}", outcomes[10]);

@@ -30,12 +30,15 @@ pub fn config_for(base: &kube::Config, pair: &CertPair) -> Result<kube::Config, 
     Ok(config)
 }
 
+/// The client made for a certificate, kept until the certificate changes.
+type MadeClient = Arc<Mutex<Option<(Arc<CertPair>, kube::Client)>>>;
+
 /// The tower service behind [`rotating_client`].
 #[derive(Clone)]
 pub struct RotatingService {
     base: kube::Config,
     current: watch::Receiver<Arc<CertPair>>,
-    made: Arc<Mutex<Option<(Arc<CertPair>, kube::Client)>>>,
+    made: MadeClient,
 }
 
 impl std::fmt::Debug for RotatingService {
