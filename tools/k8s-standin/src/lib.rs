@@ -10,7 +10,15 @@
 //!   resourceVersion and UID preconditions, and real `Status` error bodies;
 //! - the discovery documents kubectl needs (`/version`, `/api`, `/apis`, `/api/v1`,
 //!   `/apis/k8s.cni.cncf.io/v1`);
-//! - bearer-token authentication (the token can be rotated);
+//! - cluster-scoped nodes and `certificates.k8s.io/v1` CertificateSigningRequests
+//!   (with the `approval` and `status` subresources): a CSR created over HTTP gets its
+//!   requester (`spec.username`, `groups`, `extra`), and once approved the stand-in's CA
+//!   signs it for `kubernetes.io/kube-apiserver-client`
+//!   ([`StandIn::auto_approve_csrs`] approves each one as it is created);
+//! - bearer-token authentication (the token can be rotated; more users with
+//!   [`StandIn::add_user`]) and client-certificate authentication (certificates signed
+//!   by its CA, their validity checked on every request as the API server does); the
+//!   request log names the user;
 //! - injectable faults ([`Fault`]: per-request latency, 5xx, 429 with `Retry-After`,
 //!   dropped connections, 401/403) and a log of every request ([`RequestRecord`]) so
 //!   tests can count reads and writes.

@@ -19,9 +19,11 @@ fn runtime() -> tokio::runtime::Runtime {
 
 async fn client(standin: &StandIn) -> kube::Client {
     let kubeconfig = kube::config::Kubeconfig::read_from(standin.kubeconfig()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .unwrap();
+    // The faults must reach the test: kube 5 retries 429/503/504 by default.
+    config.default_retry = false;
     kube::Client::try_from(config).unwrap()
 }
 
