@@ -9,6 +9,7 @@
 #![deny(unsafe_code)]
 
 pub mod cluster;
+pub mod daemon_config;
 pub mod edge;
 pub mod exec;
 pub mod files;

@@ -251,31 +251,81 @@ pub fn generate(
     options: &GeneratorOptions,
 ) -> Result<Generated, GenerateError> {
     let path = primary_path.display().to_string();
+    let (delegate, primary_doc) = read_primary(primary, primary_path)?;
+    let version = generated_version(&delegate, &path, options)?;
+    let name = if options.override_network_name && !delegate.name().is_empty() {
+        delegate.name().to_owned()
+    } else {
+        DEFAULT_NETWORK_NAME.to_owned()
+    };
+    let plugin = multus_plugin(&delegate, primary_doc, path, options);
+    let mut document = Map::new();
+    document.insert("cniVersion".into(), version.as_str().into());
+    document.insert("name".into(), name.into());
+    let file_name = if version >= CniVersion::V1_0_0 || options.conflist {
+        document.insert("plugins".into(), Value::Array(vec![Value::Object(plugin)]));
+        CONFLIST_FILE_NAME
+    } else {
+        document.extend(plugin);
+        CONF_FILE_NAME
+    };
+    let mut bytes = serde_json::to_vec_pretty(&Value::Object(document)).map_err(|e| {
+        GenerateError::InvalidPrimary {
+            path: primary_path.display().to_string(),
+            reason: e.to_string(),
+        }
+    })?;
+    bytes.push(b'\n');
+    Ok(Generated {
+        file_name,
+        bytes,
+        cni_version: version,
+    })
+}
+
+/// The primary, checked: not multus' own file, not empty, a CNI config or list; as a
+/// delegate and as the JSON object it is.
+fn read_primary(
+    primary: &[u8],
+    primary_path: &Path,
+) -> Result<(DelegateConfig, Map<String, Value>), GenerateError> {
+    let path = || primary_path.display().to_string();
     if primary_path
         .file_name()
         .and_then(|n| n.to_str())
         .is_some_and(is_generated_name)
     {
-        return Err(GenerateError::Recursive { path });
+        return Err(GenerateError::Recursive { path: path() });
     }
     if primary.iter().all(u8::is_ascii_whitespace) {
-        return Err(GenerateError::EmptyPrimary { path });
+        return Err(GenerateError::EmptyPrimary { path: path() });
     }
-    let delegate =
-        DelegateConfig::from_bytes(primary).map_err(|e| GenerateError::InvalidPrimary {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+    let invalid = |e: &dyn std::fmt::Display| GenerateError::InvalidPrimary {
+        path: path(),
+        reason: e.to_string(),
+    };
+    let delegate = DelegateConfig::from_bytes(primary).map_err(|e| invalid(&e))?;
     let primary_doc: Map<String, Value> =
-        serde_json::from_slice(primary).map_err(|e| GenerateError::InvalidPrimary {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        serde_json::from_slice(primary).map_err(|e| invalid(&e))?;
+    Ok((delegate, primary_doc))
+}
+
+/// The generated conf's `cniVersion`: the configured one, else the primary's. From
+/// 0.4.0 on, the primary must be 0.4.0 or later too, unless `forceCNIVersion`.
+fn generated_version(
+    delegate: &DelegateConfig,
+    path: &str,
+    options: &GeneratorOptions,
+) -> Result<CniVersion, GenerateError> {
     let primary_version_text = delegate.cni_version_text().filter(|v| !v.is_empty());
     let version_text = match (&options.cni_version, primary_version_text) {
         (Some(configured), _) if !configured.is_empty() => configured.clone(),
         (_, Some(primary)) => primary.to_owned(),
-        _ => return Err(GenerateError::NoVersion { path }),
+        _ => {
+            return Err(GenerateError::NoVersion {
+                path: path.to_owned(),
+            });
+        }
     };
     let version: CniVersion =
         version_text
@@ -291,18 +341,18 @@ pub fn generate(
             .is_ok_and(|v| v >= CniVersion::V0_4_0);
         if !usable {
             return Err(GenerateError::IncompatibleVersion {
-                path,
+                path: path.to_owned(),
                 primary: primary_version.to_owned(),
                 top: version_text,
             });
         }
     }
+    Ok(version)
+}
 
-    let name = if options.override_network_name && !delegate.name().is_empty() {
-        delegate.name().to_owned()
-    } else {
-        DEFAULT_NETWORK_NAME.to_owned()
-    };
+/// The capabilities multus declares: the configured ones, every one a plugin of the
+/// primary declares, and the pod annotations when they may come from the runtime.
+fn capabilities(delegate: &DelegateConfig, options: &GeneratorOptions) -> Map<String, Value> {
     let mut capabilities = Map::new();
     let mut add_capabilities = |declared: Option<&Value>| {
         for (key, enabled) in declared.and_then(Value::as_object).into_iter().flatten() {
@@ -319,13 +369,24 @@ pub fn generate(
         capabilities.insert(POD_ANNOTATIONS_RUNTIME_KEY.to_owned(), Value::Bool(true));
     }
     capabilities.sort_keys();
+    capabilities
+}
 
+/// Multus' own plugin entry: its type, capabilities and the keys of the flavour (thin:
+/// the primary as its one delegate; thick: the primary's path as `clusterNetwork`).
+fn multus_plugin(
+    delegate: &DelegateConfig,
+    primary_doc: Map<String, Value>,
+    path: String,
+    options: &GeneratorOptions,
+) -> Map<String, Value> {
     let mut plugin = Map::new();
     let plugin_type = match options.flavour {
         Flavour::Thin { .. } => "multus",
         Flavour::Thick { .. } => "multus-shim",
     };
     plugin.insert("type".into(), plugin_type.into());
+    let capabilities = capabilities(delegate, options);
     if !capabilities.is_empty() {
         plugin.insert("capabilities".into(), Value::Object(capabilities));
     }
@@ -388,29 +449,7 @@ pub fn generate(
             put("clusterNetwork", Some(Value::String(path)));
         }
     }
-
-    let mut document = Map::new();
-    document.insert("cniVersion".into(), version.as_str().into());
-    document.insert("name".into(), name.into());
-    let file_name = if version >= CniVersion::V1_0_0 || options.conflist {
-        document.insert("plugins".into(), Value::Array(vec![Value::Object(plugin)]));
-        CONFLIST_FILE_NAME
-    } else {
-        document.extend(plugin);
-        CONF_FILE_NAME
-    };
-    let mut bytes = serde_json::to_vec_pretty(&Value::Object(document)).map_err(|e| {
-        GenerateError::InvalidPrimary {
-            path: primary_path.display().to_string(),
-            reason: e.to_string(),
-        }
-    })?;
-    bytes.push(b'\n');
-    Ok(Generated {
-        file_name,
-        bytes,
-        cni_version: version,
-    })
+    plugin
 }
 
 #[cfg(test)]

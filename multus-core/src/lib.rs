@@ -12,9 +12,12 @@
 
 pub mod cni;
 pub mod config;
+pub mod daemon_api;
+pub mod daemon_config;
 pub mod delegate;
 pub mod engine;
 pub mod generate;
+pub mod identity;
 pub mod nad;
 pub mod plan;
 pub mod request;

@@ -168,7 +168,7 @@ impl Printer {
             Format::Table => table(self),
             Format::Json => serde_json::to_string_pretty(report)
                 .map_err(|e| CtlError::Unreachable(format!("cannot render JSON: {e}")))?,
-            Format::Yaml => serde_yaml_ng::to_string(report)
+            Format::Yaml => serde_saphyr::to_string(report)
                 .map_err(|e| CtlError::Unreachable(format!("cannot render YAML: {e}")))?,
         };
         print_text(&text);

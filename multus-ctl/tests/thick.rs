@@ -8,7 +8,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-mod support;
 
 use std::path::Path;
 use std::process::Command;
@@ -18,8 +17,8 @@ use common::{collapse, ctl_binary, fixtures};
 use multus_integration_tests::CLUSTER_NETWORK;
 use multus_integration_tests::binaries::Binaries;
 use multus_integration_tests::fixtures::{Subnet, bridge_conf};
+use multus_integration_tests::thick::{Process, Thick, built, write_atomically};
 use serde_json::{Value, json};
-use support::{Process, Thick, built, write_atomically};
 
 /// multus-ctl in the machine's namespace (the socket is a path: reachable from any).
 fn ctl(args: &[&str]) -> common::Run {
@@ -27,6 +26,12 @@ fn ctl(args: &[&str]) -> common::Run {
 }
 
 /// The same paths replaced in every output: the daemon's root and the harness'.
+/// A check of a generated conf: it names the primary `primary`.
+fn names(primary: &Path) -> impl Fn(&Value) -> bool {
+    let wanted = primary.display().to_string();
+    move |doc| doc.to_string().contains(&wanted)
+}
+
 fn stable(thick: &Thick, text: &str) -> String {
     text.replace(&thick.root.path().display().to_string(), "<root>")
         .replace(&thick.h.dirs.root().display().to_string(), "<dirs>")
@@ -34,19 +39,20 @@ fn stable(thick: &Thick, text: &str) -> String {
 
 #[test]
 fn daemon_commands_config_generate_and_exec_through_the_shim() {
-    let mut thick = Thick::new();
+    let mut thick = Thick::new(false);
+    thick.set("maxConcurrentRequests", json!(4));
     thick.set(
         "capabilities",
         json!({"io.kubernetes.cri.pod-annotations": true}),
     );
     let calico = std::fs::read(fixtures().join("generate/10-calico.conflist")).unwrap();
-    let calico_path = thick.write_primary("10-calico.conflist", &calico);
+    let calico_path = thick.write_primary_bytes("10-calico.conflist", &calico);
     thick.start_daemon();
     let config_path = thick.config_path().display().to_string();
     let socket_dir = thick.socket_dir().display().to_string();
 
     // config generate prints exactly what the daemon's config manager wrote.
-    let written = thick.wait_generated("00-multus.conf", &calico_path);
+    let written = thick.wait_generated_bytes("00-multus.conf", names(&calico_path));
     let generate = [
         "config",
         "generate",
@@ -146,11 +152,11 @@ fn daemon_commands_config_generate_and_exec_through_the_shim() {
         Value::Object(object.clone())
     };
     let primary = json!({"cniVersion": "1.0.0", "name": CLUSTER_NETWORK, "plugins": [plugin]});
-    let primary_path = thick.write_primary(
+    let primary_path = thick.write_primary_bytes(
         "05-cluster.conflist",
         &serde_json::to_vec_pretty(&primary).unwrap(),
     );
-    let written = thick.wait_generated("00-multus.conflist", &primary_path);
+    let written = thick.wait_generated_bytes("00-multus.conflist", names(&primary_path));
     let raw = ctl(&[
         "config",
         "generate",

@@ -201,6 +201,11 @@ impl Caches {
         )
     }
 
+    /// The API without the caches: every read goes to the server.
+    pub fn live(&self) -> KubeClusterApi {
+        KubeClusterApi::with_client(Ok(self.client.clone()), self.policy)
+    }
+
     /// The cluster API of one request.
     pub fn api(self: &Arc<Self>) -> CachedClusterApi {
         CachedClusterApi {

@@ -18,14 +18,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use multus_core::generate::{
-    self, CONF_FILE_NAME, CONFLIST_FILE_NAME, Flavour, GeneratorOptions, choose_primary,
+    self, CONF_FILE_NAME, CONFLIST_FILE_NAME, GeneratorOptions, choose_primary,
 };
 use notify::Watcher;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{ConfigFileMode, DaemonConfig};
-use multus_cni::cluster::kube::ApiSource;
+use multus_cni::daemon_config::generator_options;
 
 /// Wait after a file-system event for more to come before regenerating.
 pub const DEBOUNCE: Duration = Duration::from_millis(200);
@@ -57,66 +57,6 @@ impl ManagerStatus {
 
 /// The shared status of the manager.
 pub type SharedStatus = Arc<Mutex<ManagerStatus>>;
-
-/// Generator options from the daemon configuration (thick flavour).
-pub fn generator_options(config: &DaemonConfig) -> GeneratorOptions {
-    let text = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
-    let raw_text = |key: &str| {
-        config
-            .raw
-            .get(key)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    let mut options = GeneratorOptions::new(Flavour::Thick {
-        daemon_socket_dir: config.daemon_socket_dir.clone(),
-        del_grace_seconds: config.del_grace_seconds,
-        ready_timeout_seconds: config.ready_timeout_seconds,
-    });
-    options.cni_version = config.cni_version.clone();
-    options.override_network_name = config.override_network_name;
-    options.force_cni_version = config.force_cni_version;
-    options.capabilities = config
-        .raw
-        .get("capabilities")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    options.log_file = text(&config.log_file);
-    options.log_level = config.log_level.clone();
-    options.log_to_stderr = config.raw.get("logToStderr").and_then(Value::as_bool);
-    options.log_options = config.log_options.clone();
-    options.bin_dir = raw_text("binDir");
-    options.cni_dir = raw_text("cniDir");
-    options.namespace_isolation = config
-        .raw
-        .get("namespaceIsolation")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    options.global_namespaces = raw_text("globalNamespaces");
-    options.auxiliary_cni_chain_name = raw_text("auxiliaryCNIChainName");
-    options.annotations_from_runtime = annotations_from_runtime(config);
-    options
-}
-
-/// Whether the pods' annotations may come from the runtime (runtimeConfig
-/// `io.kubernetes.cri.pod-annotations`): with file-based NADs or no API server (unless
-/// `podAnnotationsFrom` is `none`), or with an API server and `trustRuntimeAnnotations`.
-/// The generated conf must then declare that capability, or containerd never passes
-/// them.
-pub fn annotations_from_runtime(config: &DaemonConfig) -> bool {
-    let raw = |key: &str| config.raw.get(key);
-    if raw("podAnnotationsFrom").and_then(Value::as_str) == Some("none") {
-        return false;
-    }
-    match crate::api_source(config) {
-        ApiSource::Files(_) | ApiSource::None => true,
-        ApiSource::Kubeconfig(_) | ApiSource::InCluster => {
-            raw("trustRuntimeAnnotations").and_then(Value::as_bool) == Some(true)
-        }
-    }
-}
 
 /// Write `bytes` to `path` atomically with mode 0600 (the one writer of
 /// [`multus_host::atomic`]), creating its directory when missing. The temporary file is a

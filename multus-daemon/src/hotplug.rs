@@ -11,12 +11,12 @@
 //! Commands: ADD, DEL, CHECK, STATUS.
 
 use multus_core::cni::{CniError, CniResult, CniVersion, ErrorCode};
+use multus_core::daemon_api::{InterfaceAttributes, Request};
 use multus_core::delegate::DelegateConfig;
 use multus_core::engine::Invoker;
 use multus_core::plan::{PlannedDelegate, base_cni_args};
 use multus_core::request::{CniRequest, Command};
 use multus_core::seams::ExecError;
-use multus_shim::api::{InterfaceAttributes, Request};
 use serde_json::{Map, Value};
 
 use crate::server::Daemon;

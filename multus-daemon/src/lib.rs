@@ -16,13 +16,15 @@ pub mod admission;
 pub mod approver;
 pub mod blocking;
 pub mod cache;
-pub mod config;
+/// `daemon-config.json`, the model of multus-core.
+pub use multus_core::daemon_config as config;
 pub mod confmgr;
 pub mod connections;
 pub mod exec;
 pub mod hotplug;
 pub mod listener;
 pub mod metrics;
+pub mod reaper;
 pub mod server;
 
 use std::sync::atomic::AtomicBool;
@@ -46,15 +48,7 @@ pub const NODE_NAME_ENV: &str = "MULTUS_NODE_NAME";
 /// How long start-up waits for `readinessindicatorfile` (upstream: 45 s).
 pub const READINESS_WAIT: Duration = Duration::from_secs(45);
 
-/// Where the daemon's pods and NADs come from: the daemon configuration's
-/// `kubeconfig`, its `networkAttachmentDir`, the in-cluster environment, or none.
-pub fn api_source(config: &DaemonConfig) -> ApiSource {
-    ApiSource::select(
-        config.kubeconfig.as_deref(),
-        config.network_attachment_dir.as_deref(),
-        |key| std::env::var(key).ok(),
-    )
-}
+pub use multus_cni::daemon_config::api_source;
 
 async fn wait_for_readiness_file(path: &std::path::Path) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + READINESS_WAIT;
@@ -141,12 +135,22 @@ pub async fn run(config: DaemonConfig) -> Result<(), String> {
         caches,
         ready: AtomicBool::new(true),
         manager: Arc::new(Mutex::new(ManagerStatus::default())),
+        runtime_cni_path: Mutex::new(None),
     });
     let manager = tokio::spawn(confmgr::run(
         config.clone(),
         daemon.manager.clone(),
         shutdown_rx.clone(),
     ));
+    let reaper = match (&daemon.caches, config.reap_stale_records) {
+        (Some(caches), Some(period)) => Some(tokio::spawn(reaper::run(
+            daemon.clone(),
+            caches.live(),
+            period,
+            shutdown_rx.clone(),
+        ))),
+        _ => None,
+    };
     let metrics_server = match config.metrics_port {
         Some(port) => {
             let address: std::net::IpAddr = config
@@ -201,6 +205,9 @@ pub async fn run(config: DaemonConfig) -> Result<(), String> {
     .await;
     let _ = std::fs::remove_file(&socket);
     let _ = manager.await;
+    if let Some(task) = reaper {
+        let _ = task.await;
+    }
     if let Some(task) = metrics_server {
         let _ = task.await;
     }

@@ -40,7 +40,7 @@ pub fn bind(dir: &Path) -> Result<(UnixListener, PathBuf), String> {
     }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| format!("cannot set the mode of socketDir {}: {e}", dir.display()))?;
-    let path = multus_shim::api::socket_path(dir);
+    let path = multus_core::daemon_api::socket_path(dir);
     match std::fs::symlink_metadata(&path) {
         Ok(meta) if meta.file_type().is_socket() => {
             if std::os::unix::net::UnixStream::connect(&path).is_ok() {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use multus_daemon::config::{DEFAULT_CONFIG_PATH, DaemonConfig};
+use multus_daemon::config::DEFAULT_CONFIG_PATH;
 
 const USAGE: &str = "usage: multus-daemon [--config <daemon-config.json>] [--version]
        multus-daemon approve-csrs [--kubeconfig <path>] [--bootstrap-user <user>]...
@@ -56,7 +56,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    let config = match DaemonConfig::load(&config_path) {
+    let config = match multus_cni::daemon_config::load(&config_path) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("multus-daemon: invalid configuration: {e}");

@@ -91,6 +91,8 @@ pub struct Metrics {
     pub api_requests: Family<ApiLabels, Counter>,
     /// `process_resident_memory_bytes`, refreshed at every scrape.
     pub rss: Gauge,
+    /// `multus_stale_records_reaped_total`.
+    pub reaped: Counter,
 }
 
 impl Metrics {
@@ -158,8 +160,15 @@ impl Metrics {
             Unit::Bytes,
             rss.clone(),
         );
+        let reaped = Counter::default();
+        registry.register(
+            "multus_stale_records_reaped",
+            "Sandbox records whose pod was gone, torn down by the daemon",
+            reaped.clone(),
+        );
         Arc::new(Self {
             registry,
+            reaped,
             server_requests,
             cni_duration,
             delegate_duration,

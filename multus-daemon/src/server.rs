@@ -27,10 +27,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use multus_core::cni::{CniError, CniResult, CniVersion, ErrorCode};
 use multus_core::config::MultusConf;
+use multus_core::daemon_api::{self as api, MAX_REQUEST_BYTES, Request};
 use multus_core::engine::{Engine, MultusError, Seams};
 use multus_core::request::{CniRequest, Command};
 use multus_core::seams::ClusterApi;
-use multus_shim::api::{self, MAX_REQUEST_BYTES, Request};
 use tokio::sync::watch;
 
 use crate::admission::{Admission, Rejection};
@@ -58,6 +58,8 @@ pub struct Daemon {
     pub ready: AtomicBool,
     /// The config manager's state.
     pub manager: SharedStatus,
+    /// The `CNI_PATH` of the last CNI request, for the DELs the daemon runs itself.
+    pub runtime_cni_path: std::sync::Mutex<Option<String>>,
 }
 
 /// The socket's router.
@@ -310,7 +312,7 @@ fn command_label(command: Option<&String>) -> &'static str {
     }
 }
 
-type Failure = (StatusCode, CniError);
+pub(crate) type Failure = (StatusCode, CniError);
 
 fn bad_request(error: CniError) -> Failure {
     (StatusCode::BAD_REQUEST, error)
@@ -318,11 +320,17 @@ fn bad_request(error: CniError) -> Failure {
 
 /// One `/cni` request: the request is built from the shim's environment, the
 /// configuration is the shim's stdin overlaid with the daemon configuration.
-async fn serve_cni(
+pub(crate) async fn serve_cni(
     daemon: &Daemon,
     request: Request,
 ) -> Result<Option<serde_json::Value>, Failure> {
     let env: BTreeMap<String, String> = request.env;
+    if let Some(path) = env.get("CNI_PATH")
+        && let Ok(mut last) = daemon.runtime_cni_path.lock()
+        && last.as_deref() != Some(path.as_str())
+    {
+        *last = Some(path.clone());
+    }
     let hint = stdin_version(&request.config);
     let overlaid = daemon.config.overlay(&request.config).map_err(|e| {
         bad_request(

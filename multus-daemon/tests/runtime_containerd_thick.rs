@@ -13,7 +13,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-mod support;
+use multus_integration_tests::thick as support;
 
 use multus_integration_tests::binaries::Binaries;
 use multus_integration_tests::cri::{Containerd, PodSpec, SandboxStatus};

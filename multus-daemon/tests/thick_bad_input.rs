@@ -1,7 +1,7 @@
 //! Bad input to the daemon's socket and to the shim: clear errors, nothing applied.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use multus_integration_tests::thick as support;
 
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};

@@ -10,7 +10,7 @@
 //! (root; reference plugins installed.) See docs/benchmarks.md, "Thick mode".
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use multus_integration_tests::thick as support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! the daemon's resident memory stays bounded.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use multus_integration_tests::thick as support;
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! reference plugins attaching real interfaces to pod namespaces.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use multus_integration_tests::thick as support;
 
 use std::time::Duration;
 

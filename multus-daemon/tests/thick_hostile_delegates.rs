@@ -8,7 +8,7 @@
 //!   closed after the header timeout.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use multus_integration_tests::thick as support;
 
 use std::io::Read;
 use std::os::unix::net::UnixStream;

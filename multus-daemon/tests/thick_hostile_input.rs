@@ -3,7 +3,7 @@
 //! `allowedPluginTypes` in daemon-config.json applies to every request.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use multus_integration_tests::thick as support;
 
 use serde_json::{Value, json};
 use support::{Thick, cni_env, pairs, recorder_node, upstream_post};

@@ -6,8 +6,7 @@
 //! Needs root and `containernetworking-plugins`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
+use multus_integration_tests::thick as support;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! half-applied.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use multus_integration_tests::thick as support;
 
 use std::time::{Duration, Instant};
 

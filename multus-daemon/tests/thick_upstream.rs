@@ -4,7 +4,7 @@
 //! Needs root and `containernetworking-plugins`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use multus_integration_tests::thick as support;
 
 use multus_integration_tests::fixtures::macvlan_conf;
 use multus_integration_tests::upstream::{self, Delegate, Release};

@@ -141,7 +141,7 @@ pub fn write_for_cert(
         "# Written by multus-node thin-entrypoint for this node's own identity (perNodeCertificate); do not edit.\n",
     );
     text.push_str(
-        &serde_yaml_ng::to_string(&doc)
+        &serde_saphyr::to_string(&doc)
             .map_err(|e| NodeError::Config(format!("cannot serialise the kubeconfig: {e}")))?,
     );
     if std::fs::read(&paths.kubeconfig).ok().as_deref() == Some(text.as_bytes()) {
@@ -213,7 +213,7 @@ pub fn write(
         "# Written by multus-node thin-entrypoint from the DaemonSet's service account; do not edit.\n",
     );
     text.push_str(
-        &serde_yaml_ng::to_string(&doc)
+        &serde_saphyr::to_string(&doc)
             .map_err(|e| NodeError::Config(format!("cannot serialise the kubeconfig: {e}")))?,
     );
     if std::fs::read(&paths.kubeconfig).ok().as_deref() != Some(text.as_bytes()) {
@@ -261,7 +261,7 @@ mod tests {
             }
         );
         let doc: Value =
-            serde_yaml_ng::from_str(&std::fs::read_to_string(&paths.kubeconfig).unwrap()).unwrap();
+            serde_saphyr::from_str(&std::fs::read_to_string(&paths.kubeconfig).unwrap()).unwrap();
         assert_eq!(
             doc["users"][0]["user"]["tokenFile"],
             "/etc/cni/net.d/multus.d/multus.token"

@@ -16,7 +16,7 @@ use std::process::Command;
 use clap::Parser as _;
 use k8s_openapi::api::core::v1::Container;
 use multus_core::config::MultusConf;
-use multus_daemon::config::DaemonConfig;
+use multus_core::daemon_config::DaemonConfig;
 use multus_node::cli::{Cli, Command as NodeCommand, ProbeTarget};
 use serde_json::Value;
 use support::{

@@ -269,7 +269,7 @@ fn installs_writes_the_kubeconfig_and_conf_then_follows_token_and_primary_change
     let kubeconfig = host.multus_d().join("multus.kubeconfig");
     let token = host.multus_d().join("multus.token");
     let doc: Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(&kubeconfig).unwrap()).unwrap();
+        serde_saphyr::from_str(&std::fs::read_to_string(&kubeconfig).unwrap()).unwrap();
     assert_eq!(
         doc["clusters"][0]["cluster"]["server"],
         "https://10.96.0.1:443"
@@ -653,7 +653,7 @@ fn per_node_certificate_gives_the_plugin_its_own_rotating_identity_and_no_token(
         "the token stays off the host"
     );
     let doc: Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(&kubeconfig).unwrap()).unwrap();
+        serde_saphyr::from_str(&std::fs::read_to_string(&kubeconfig).unwrap()).unwrap();
     let cert_file = cert_dir.join("multus-client-current.pem");
     assert_eq!(
         doc["users"][0]["user"]["client-certificate"],

@@ -13,7 +13,9 @@
 //! No async runtime and no Kubernetes client: the shim is exec'd once per CNI call.
 #![forbid(unsafe_code)]
 
-pub mod api;
+/// The socket API's wire types, defined in multus-core so the daemon and the CLI share
+/// them without linking the shim.
+pub use multus_core::daemon_api as api;
 pub mod client;
 pub mod log;
 pub mod pending;

@@ -41,12 +41,17 @@ fn workspace() -> PathBuf {
         .to_owned()
 }
 
-/// The venv's Python (`target/cri-venv`), with the CRI client's packages and
-/// cel-python; panics with the install hint.
-pub fn python() -> PathBuf {
+/// Where the venv's Python is (it may be missing).
+fn python_path() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| workspace().join("target"), PathBuf::from);
-    let python = target.join("cri-venv/bin/python");
+    target.join("cri-venv/bin/python")
+}
+
+/// The venv's Python, with the CRI client's packages and cel-python; panics with the
+/// install hint.
+pub fn python() -> PathBuf {
+    let python = python_path();
     assert!(
         python.exists(),
         "{} is missing: {INSTALL_HINT}",
@@ -431,7 +436,10 @@ impl Containerd {
 
 impl Drop for Containerd {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait()
+        // Never panic here: a missing CRI client already failed the test, and a panic
+        // while unwinding would abort every other test of the binary.
+        if python_path().exists()
+            && let Ok(None) = self.child.try_wait()
             && let Ok(value) = self.cri(&["list"])
         {
             for id in value["ids"].as_array().into_iter().flatten() {

@@ -19,6 +19,9 @@
 //!   `DEL-once` failure done).
 //! - [`cri`]: a real containerd of the test's own, driven through the CRI v1 API.
 //! - [`podman`]: a real podman (CNI backend) of the test's own.
+//! - [`thick`]: a thick-mode node ([`thick::Thick`]): the real `multus-daemon` in the
+//!   node namespace, the shim as the runtime, the API stand-in; shared by the tests of
+//!   multus-daemon and multus-ctl.
 //! - [`upstream`]: upstream Go Multus attaching a pod (the plugins run directly) and
 //!   leaving its caches behind, for the tests of the switch to multus-rs.
 //! - [`Harness`]: one node, its directories and a runtime, the usual start of a test,
@@ -38,6 +41,7 @@ pub mod netns;
 pub mod podman;
 pub mod recording;
 pub mod runtime;
+pub mod thick;
 pub mod upstream;
 
 pub use harness::{

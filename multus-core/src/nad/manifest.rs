@@ -1151,7 +1151,7 @@ items:
                 "spec": {"config": config},
             });
             let json = serde_json::to_string(&doc).unwrap();
-            let yaml = serde_yaml_ng::to_string(&doc).unwrap();
+            let yaml = serde_saphyr::to_string(&doc).unwrap();
             let expected = vec![nad(ns.as_deref().unwrap_or("default"), &name, &config)];
             prop_assert_eq!(parse_manifests(&json).unwrap(), expected.clone());
             prop_assert_eq!(parse_manifests(&yaml).unwrap(), expected);

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use multus_daemon::config::DaemonConfig;
+use multus_core::daemon_config::DaemonConfig;
 use multus_shim::api::{self, CONFIG_PATH, HEALTHZ_PATH, METRICS_PATH, READYZ_PATH};
 use multus_shim::client::{ClientError, HttpResponse, SocketClient};
 use multus_shim::shim::ShimConf;
@@ -68,8 +68,8 @@ pub fn socket(args: &SocketArgs) -> Result<Socket, CtlError> {
 
 /// Read and check a daemon-config.json exactly as multus-daemon does at start-up.
 pub fn load_daemon_config(path: &Path) -> Result<DaemonConfig, CtlError> {
-    DaemonConfig::load(path).map_err(|e| match &e {
-        multus_daemon::config::ConfigError::Read { source, .. }
+    multus_cni::daemon_config::load(path).map_err(|e| match &e {
+        multus_core::daemon_config::ConfigError::Read { source, .. }
             if source.kind() == std::io::ErrorKind::NotFound =>
         {
             CtlError::NotFound(format!(

@@ -3,8 +3,8 @@
 //! use: [`multus_core::generate::generate`], with the options built as they build them.
 //!
 //! - thick with `--daemon-config`: the file is read and checked by multus-daemon's own
-//!   parser ([`multus_daemon::config::DaemonConfig`]) and the options come from its
-//!   config manager ([`multus_daemon::confmgr::generator_options`]);
+//!   parser ([`multus_core::daemon_config::DaemonConfig`]) and the options come from its
+//!   node adapter ([`multus_cni::daemon_config::generator_options`]);
 //! - thick with flags: the flags become the daemon-config keys of the same names, which
 //!   then take the same path (so the same checks apply);
 //! - thin: the options the thin entrypoint (`multus-node thin-entrypoint`) builds from
@@ -13,8 +13,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use multus_core::daemon_config::{ConfigError, ConfigFileMode, DaemonConfig};
 use multus_core::generate::{self, Flavour, GeneratorOptions};
-use multus_daemon::config::{ConfigError, ConfigFileMode, DaemonConfig};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -77,7 +77,7 @@ pub fn run(printer: &Printer, args: &GenerateArgs) -> CtlResult {
                     .display()
                     .to_string()
             });
-            let mut options = multus_daemon::confmgr::generator_options(&config);
+            let mut options = multus_cni::daemon_config::generator_options(&config);
             options.conflist |= args.conflist;
             produce(
                 &primary,
@@ -262,7 +262,7 @@ fn from_daemon_config(
         .cluster_network
         .clone()
         .unwrap_or_else(|| config.autoconfig_dir.join(name).display().to_string());
-    let mut options = multus_daemon::confmgr::generator_options(config);
+    let mut options = multus_cni::daemon_config::generator_options(config);
     options.conflist |= args.conflist;
     let mut produced = produce(
         primary,

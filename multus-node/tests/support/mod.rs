@@ -11,7 +11,6 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Container, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use serde::Deserialize as _;
 use serde_json::Value;
 
 /// The image every manifest runs.
@@ -117,9 +116,9 @@ impl Manifest {
     pub fn load(name: &str) -> Self {
         let text = std::fs::read_to_string(deployment(name)).unwrap();
         let mut documents = Vec::new();
-        for (i, document) in serde_yaml_ng::Deserializer::from_str(&text).enumerate() {
-            let value = Value::deserialize(document)
-                .unwrap_or_else(|e| panic!("{name}: document {i} is not YAML: {e}"));
+        let values: Vec<Value> = serde_saphyr::from_multiple(&text)
+            .unwrap_or_else(|e| panic!("{name}: not YAML documents: {e}"));
+        for value in values {
             if value.is_null() {
                 continue;
             }

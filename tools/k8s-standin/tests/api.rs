@@ -22,7 +22,7 @@ async fn client(standin: &StandIn) -> kube::Client {
     let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .unwrap();
-    // The faults must reach the test: kube 5 retries 429/503/504 by default.
+    // The faults must reach the test as the stand-in sends them, not retried by kube.
     config.default_retry = false;
     kube::Client::try_from(config).unwrap()
 }

@@ -83,8 +83,10 @@ fn check_of_an_upstream_sandbox_checks_its_attachments() {
     let world = World::new();
     world.state.put_upstream(upstream_sandbox("c1"));
     let request = request(Command::Check);
-    let err =
-        pollster::block_on(Engine::new(&conf(""), &request, world.seams()).check()).unwrap_err();
+    // CHECK needs a conf of CNI 0.4.0 or later.
+    let mut conf = conf("");
+    conf.cni_version = crate::cni::CniVersion::V1_0_0;
+    let err = pollster::block_on(Engine::new(&conf, &request, world.seams()).check()).unwrap_err();
     // Not "unknown container": the cluster network's eth0 is looked for, and missing.
     assert!(
         matches!(&err, MultusError::Check { network, ifname, .. } if network == "cluster" && ifname == "eth0"),

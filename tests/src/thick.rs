@@ -1,8 +1,8 @@
-//! What the thick-mode tests share: a node namespace (the workspace harness) with the
-//! real `multus-daemon` running inside it on a temporary socket, `multus-shim` driven as
-//! a runtime drives it, the Kubernetes API stand-in listening in the node, and a raw
-//! HTTP client for upstream's request format.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! What the thick-mode tests share (those of multus-daemon and multus-ctl): a node
+//! namespace (the workspace harness) with the real `multus-daemon` running inside it on
+//! a temporary socket, `multus-shim` driven as a runtime drives it, the Kubernetes API
+//! stand-in listening in the node, and a raw HTTP client for upstream's request format.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::Harness;
+use crate::binaries::{Binaries, SYSTEM_PATH};
+use crate::runtime::{Runtime, Sandbox};
 use base64::Engine as _;
 use k8s_standin::{Options, PODS, StandIn};
-use multus_integration_tests::Harness;
-use multus_integration_tests::binaries::{Binaries, SYSTEM_PATH};
-use multus_integration_tests::runtime::{Runtime, Sandbox};
 use multus_shim::SocketClient;
 use serde_json::{Value, json};
 
@@ -37,20 +37,34 @@ pub fn built(name: &str) -> PathBuf {
     path
 }
 
-/// The daemon binary of this package.
+/// The daemon binary (cargo builds it for multus-daemon's own tests; the others need
+/// `cargo build --workspace --bins`).
 pub fn daemon_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_multus-daemon"))
+    built("multus-daemon")
 }
 
-/// A running daemon; dropping it stops it (SIGTERM, then SIGKILL).
+/// A running process (the daemon, the node installer) with its output in a log file;
+/// dropping it stops it (SIGTERM, then SIGKILL).
 #[derive(Debug)]
-pub struct DaemonProcess {
+pub struct Process {
     child: Child,
     log: PathBuf,
 }
 
-impl DaemonProcess {
-    /// The daemon's pid (`ip netns exec` execs it in place).
+impl Process {
+    /// Start `command` with stdout and stderr into `log`.
+    pub fn spawn(mut command: Command, log: PathBuf) -> Self {
+        let file = std::fs::File::create(&log).unwrap();
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Self { child, log }
+    }
+
+    /// The pid (`ip netns exec` execs the daemon in place).
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -87,7 +101,7 @@ impl DaemonProcess {
     }
 }
 
-impl Drop for DaemonProcess {
+impl Drop for Process {
     fn drop(&mut self) {
         self.terminate();
         if self.wait(Duration::from_secs(15)).is_none() {
@@ -101,7 +115,7 @@ impl Drop for DaemonProcess {
 #[derive(Debug)]
 pub struct Thick {
     /// Fields drop in order: the daemon first, then the API, then the namespaces.
-    pub daemon: Option<DaemonProcess>,
+    pub daemon: Option<Process>,
     /// The Kubernetes API stand-in, listening in the node.
     pub api: Option<StandIn>,
     /// The node, its directories and a runtime driving `multus`.
@@ -194,7 +208,7 @@ impl Thick {
 
     /// Write the daemon configuration; its path.
     pub fn write_config(&self) -> PathBuf {
-        let path = self.root.path().join("daemon-config.json");
+        let path = self.config_path();
         std::fs::write(&path, self.config.to_string()).unwrap();
         path
     }
@@ -207,7 +221,7 @@ impl Thick {
     }
 
     /// Start the daemon with extra arguments, without waiting.
-    pub fn spawn_daemon(&self, extra_args: &[&str]) -> DaemonProcess {
+    pub fn spawn_daemon(&self, extra_args: &[&str]) -> Process {
         let config = self.write_config();
         let log = self.root.path().join(format!(
             "daemon-{}.log",
@@ -226,7 +240,6 @@ impl Thick {
             config.display().to_string(),
         ];
         args.extend(extra_args.iter().map(|a| (*a).to_owned()));
-        let log_file = std::fs::File::create(&log).unwrap();
         let mut command = Command::new(&Binaries::get().ip);
         if let Some((soft, hard)) = self.fd_limit {
             // A shell lowers the limits and execs `ip netns exec ... multus-daemon`.
@@ -236,17 +249,12 @@ impl Thick {
             ));
             command.arg(&Binaries::get().ip);
         }
-        let child = command
+        command
             .args(&args)
             .env_clear()
             .env("PATH", SYSTEM_PATH)
-            .env("MULTUS_NODE_NAME", NODE_NAME)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().unwrap())
-            .stderr(log_file)
-            .spawn()
-            .unwrap();
-        DaemonProcess { child, log }
+            .env("MULTUS_NODE_NAME", NODE_NAME);
+        Process::spawn(command, log)
     }
 
     /// Wait (30 s at most) until `/readyz` answers 200.
@@ -283,32 +291,40 @@ impl Thick {
 
     /// The daemon's log.
     pub fn daemon_log(&self) -> String {
-        self.daemon
-            .as_ref()
-            .map(DaemonProcess::log)
-            .unwrap_or_default()
+        self.daemon.as_ref().map(Process::log).unwrap_or_default()
+    }
+
+    /// The daemon configuration's path.
+    pub fn config_path(&self) -> PathBuf {
+        self.root.path().join("daemon-config.json")
     }
 
     /// Write the primary CNI config `name` into the CNI config directory.
     pub fn write_primary(&self, name: &str, config: &Value) -> PathBuf {
-        let path = self.net_d().join(name);
-        let temp = self.net_d().join(format!(".{name}.tmp"));
-        std::fs::write(&temp, serde_json::to_vec_pretty(config).unwrap()).unwrap();
-        std::fs::rename(&temp, &path).unwrap();
-        path
+        self.write_primary_bytes(name, &serde_json::to_vec_pretty(config).unwrap())
+    }
+
+    /// Write the primary CNI config `name` byte for byte (atomically, as an admin's
+    /// tool replaces a config).
+    pub fn write_primary_bytes(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        write_atomically(&self.net_d().join(name), bytes)
     }
 
     /// Wait (10 s at most) until the generated file `name` satisfies `check`; its content.
     pub fn wait_generated(&self, name: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let bytes = self.wait_generated_bytes(name, check);
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    /// As [`Thick::wait_generated`], the file's bytes.
+    pub fn wait_generated_bytes(&self, name: &str, check: impl Fn(&Value) -> bool) -> Vec<u8> {
         let path = self.net_d().join(name);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(doc) = std::fs::read(&path)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-                && check(&doc)
+            if let Ok(bytes) = std::fs::read(&path)
+                && serde_json::from_slice::<Value>(&bytes).is_ok_and(|doc| check(&doc))
             {
-                return doc;
+                return bytes;
             }
             assert!(
                 Instant::now() < deadline,
@@ -501,16 +517,18 @@ pub fn recorder_node(configure: impl FnOnce(&mut Thick)) -> (Thick, Value) {
     thick.h.dirs.install_recorder("recorder");
     let primary = thick.write_primary(
         "10-rec.conf",
-        &multus_integration_tests::fixtures::recorder_conf(
-            "1.0.0",
-            "rec",
-            "cluster",
-            &thick.h.dirs,
-        ),
+        &crate::fixtures::recorder_conf("1.0.0", "rec", "cluster", &thick.h.dirs),
     );
     configure(&mut thick);
     thick.start_daemon();
     let conf = json!({"cniVersion":"1.0.0","name":"multus-cni-network","type":"multus-shim",
         "clusterNetwork": primary, "daemonSocketDir": thick.socket_dir(), "cniDir": thick.h.dirs.cni_dir()});
     (thick, conf)
+}
+
+/// Write `bytes` to `path` atomically (as an admin's tool would replace a config);
+/// `path`.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> PathBuf {
+    multus_host::atomic::write_atomic(path, bytes, 0o644).unwrap();
+    path.to_owned()
 }

@@ -8,9 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use multus_cni::identity::PerNodeCertificate;
-use multus_core::cni::CniVersion;
-use multus_core::config::MultusConf;
+use crate::cni::CniVersion;
+use crate::config::MultusConf;
+use crate::identity::PerNodeCertificate;
 use serde_json::{Map, Value};
 
 /// Default `--config`.
@@ -21,6 +21,8 @@ pub const DEFAULT_CNI_CONFIG_DIR: &str = "/etc/cni/net.d";
 pub const DEFAULT_MAX_QUEUED: usize = 64;
 /// Default `queueTimeoutSeconds`.
 pub const DEFAULT_QUEUE_TIMEOUT_SECS: f64 = 30.0;
+/// Default `reapStaleRecordsSeconds`.
+pub const DEFAULT_REAP_STALE_RECORDS_SECS: u64 = 600;
 /// The key of the readiness indicator file (all lower case, as upstream).
 pub const READINESS_KEY: &str = "readinessindicatorfile";
 
@@ -121,6 +123,10 @@ pub struct DaemonConfig {
     pub del_grace_seconds: Option<u64>,
     /// `daemonReadyTimeoutSeconds` (multus-rs shim key, written into the conf).
     pub ready_timeout_seconds: Option<f64>,
+    /// `reapStaleRecordsSeconds` (multus-rs; default 600): how often records of
+    /// sandboxes whose pod is gone are torn down, and how old a record must be for
+    /// that; `None` (the key set to 0) never.
+    pub reap_stale_records: Option<Duration>,
     /// `kubeconfig`: the daemon's API credentials (else in-cluster).
     pub kubeconfig: Option<PathBuf>,
     /// `networkAttachmentDir`: file-based NADs (no API server).
@@ -158,6 +164,7 @@ const DAEMON_KEYS: &[&str] = &[
     "queueTimeoutSeconds",
     "daemonUnreachableDelGraceSeconds",
     "daemonReadyTimeoutSeconds",
+    "reapStaleRecordsSeconds",
 ];
 
 struct Keys<'a> {
@@ -244,15 +251,6 @@ fn cpus() -> usize {
 }
 
 impl DaemonConfig {
-    /// Read and check the file.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::parse(path, &bytes)
-    }
-
     /// Parse and check a document read from `path`.
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<Self, ConfigError> {
         let raw: Map<String, Value> =
@@ -362,7 +360,7 @@ impl DaemonConfig {
             chroot_dir: keys.path("chrootDir")?,
             socket_dir: keys
                 .path("socketDir")?
-                .unwrap_or_else(|| PathBuf::from(multus_shim::api::DEFAULT_SOCKET_DIR)),
+                .unwrap_or_else(|| PathBuf::from(crate::daemon_api::DEFAULT_SOCKET_DIR)),
             daemon_socket_dir: keys.string("daemonSocketDir")?,
             metrics_port,
             metrics_address,
@@ -388,6 +386,12 @@ impl DaemonConfig {
             queue_timeout: Duration::from_secs_f64(queue_timeout),
             del_grace_seconds: keys.integer("daemonUnreachableDelGraceSeconds", 0, 31_536_000)?,
             ready_timeout_seconds: keys.seconds("daemonReadyTimeoutSeconds", false)?,
+            reap_stale_records: match keys.integer("reapStaleRecordsSeconds", 0, 31_536_000)? {
+                Some(0) => None,
+                seconds => Some(Duration::from_secs(
+                    seconds.unwrap_or(DEFAULT_REAP_STALE_RECORDS_SECS),
+                )),
+            },
             kubeconfig: multus.kubeconfig.clone(),
             network_attachment_dir: multus.network_attachment_dir.clone(),
             api_timeout: multus.api_timeout,
@@ -440,6 +444,7 @@ impl DaemonConfig {
             "queueTimeoutSeconds": self.queue_timeout.as_secs_f64(),
             "daemonUnreachableDelGraceSeconds": self.del_grace_seconds,
             "daemonReadyTimeoutSeconds": self.ready_timeout_seconds,
+            "reapStaleRecordsSeconds": self.reap_stale_records.map_or(0, |d| d.as_secs()),
             "kubeconfig": path(&self.kubeconfig),
             "networkAttachmentDir": path(&self.network_attachment_dir),
             "apiTimeoutSeconds": self.api_timeout.as_secs_f64(),
@@ -504,6 +509,7 @@ mod tests {
         assert_eq!(config.bin_dir, PathBuf::from("/opt/cni/bin"));
         assert_eq!(config.max_queued, 64);
         assert_eq!(config.queue_timeout, Duration::from_secs(30));
+        assert_eq!(config.reap_stale_records, Some(Duration::from_secs(600)));
         assert_eq!(config.max_concurrent, 2 * cpus());
         assert_eq!(config.connection_limit, None);
         assert_eq!(config.metrics_port, None);
