@@ -28,7 +28,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn config(api: &StandIn, dir: &Path, duration: Duration) -> PerNodeCertificate {
     PerNodeCertificate {
-        bootstrap_kubeconfig: api.kubeconfig().to_owned(),
+        bootstrap_kubeconfig: Some(api.kubeconfig().to_owned()),
         cert_dir: dir.join("certs"),
         cert_duration: duration,
     }

@@ -537,7 +537,7 @@ mod tests {
             (r#"{"multusMasterCNI":"../x.conf"}"#, "multusMasterCNI"),
             (r#"{"systemNamespaces":"kube-system"}"#, "systemNamespaces"),
             (
-                r#"{"perNodeCertificate":{"enabled":true}}"#,
+                r#"{"perNodeCertificate":{"enabled":true,"certDuration":"soon"}}"#,
                 "perNodeCertificate",
             ),
             (r#"{"metricsAddress":"localhost"}"#, "metricsAddress"),

@@ -31,8 +31,9 @@ pub fn user_name(node: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PerNodeCertificate {
     /// `bootstrapKubeconfig`: the credentials that may create CSRs (and nothing else is
-    /// done with them once a certificate is issued).
-    pub bootstrap_kubeconfig: PathBuf,
+    /// done with them once a certificate is issued); `None`: the in-cluster service
+    /// account (multus-rs; upstream requires the key).
+    pub bootstrap_kubeconfig: Option<PathBuf>,
     /// `certDir`: where the key and the current certificate live (0700, files 0600).
     pub cert_dir: PathBuf,
     /// `certDuration`: the lifetime asked for (`expirationSeconds` of the CSR).
@@ -59,15 +60,14 @@ impl PerNodeCertificate {
             Some(Value::Bool(true)) => {}
             Some(other) => return Err(format!("`enabled`: expected true or false, found {other}")),
         }
-        let bootstrap_kubeconfig = string("bootstrapKubeconfig")?
-            .ok_or("`bootstrapKubeconfig` is required when `enabled` is true")?;
+        let bootstrap_kubeconfig = string("bootstrapKubeconfig")?;
         let cert_dir = string("certDir")?.unwrap_or_else(|| DEFAULT_CERT_DIR.to_owned());
         let cert_duration = match string("certDuration")? {
             None => DEFAULT_DURATION,
             Some(text) => parse_duration(&text).map_err(|e| format!("`certDuration`: {e}"))?,
         };
         Ok(Some(Self {
-            bootstrap_kubeconfig: PathBuf::from(bootstrap_kubeconfig),
+            bootstrap_kubeconfig: bootstrap_kubeconfig.map(PathBuf::from),
             cert_dir: PathBuf::from(cert_dir),
             cert_duration,
         }))
@@ -150,11 +150,15 @@ mod tests {
                 .unwrap()
                 .unwrap();
         assert_eq!(defaults.cert_duration, DEFAULT_DURATION);
+        assert_eq!(defaults.bootstrap_kubeconfig, Some(PathBuf::from("/b")));
+        let in_cluster = PerNodeCertificate::from_json(&json!({"enabled": true}))
+            .unwrap()
+            .unwrap();
+        assert_eq!(in_cluster.bootstrap_kubeconfig, None);
         assert_eq!(defaults.cert_dir, PathBuf::from(DEFAULT_CERT_DIR));
         for bad in [
             json!(true),
             json!({"enabled": "yes"}),
-            json!({"enabled": true}),
             json!({"enabled": true, "bootstrapKubeconfig": "/b", "certDuration": "soon"}),
         ] {
             assert!(PerNodeCertificate::from_json(&bad).is_err(), "{bad}");

@@ -19,7 +19,7 @@ fn issue(api: &StandIn, cert_dir: &std::path::Path, duration: Duration) {
     runtime
         .block_on(CertManager::start(
             PerNodeCertificate {
-                bootstrap_kubeconfig: api.kubeconfig().to_owned(),
+                bootstrap_kubeconfig: Some(api.kubeconfig().to_owned()),
                 cert_dir: cert_dir.to_owned(),
                 cert_duration: duration,
             },

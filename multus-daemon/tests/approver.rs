@@ -129,7 +129,7 @@ fn approves_its_own_node_and_denies_theft_server_usage_and_strangers_once_each()
     let manager = rt
         .block_on(CertManager::start(
             PerNodeCertificate {
-                bootstrap_kubeconfig: bootstrap_a.clone(),
+                bootstrap_kubeconfig: Some(bootstrap_a.clone()),
                 cert_dir: dir.path().join("certs"),
                 cert_duration: Duration::from_secs(3600),
             },

@@ -44,7 +44,7 @@ impl NodeIdentity {
         Ok(Self {
             node: node.to_owned(),
             config: PerNodeCertificate {
-                bootstrap_kubeconfig: bootstrap,
+                bootstrap_kubeconfig: Some(bootstrap),
                 cert_dir: cert_dir.to_owned(),
                 cert_duration,
             },

@@ -244,9 +244,9 @@ impl Thin {
         }
         if let Some((identity, generated)) = &self.identity {
             create_dir(&identity.config.cert_dir, 0o700)?;
-            if *generated {
+            if let (true, Some(path)) = (*generated, &identity.config.bootstrap_kubeconfig) {
                 crate::identity::write_bootstrap(
-                    &identity.config.bootstrap_kubeconfig,
+                    path,
                     &self.server,
                     &self.args.service_account_dir,
                 )?;

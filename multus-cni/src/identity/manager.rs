@@ -15,7 +15,7 @@ use crate::cluster::kube::{ApiSource, kube_config};
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     /// The bootstrap kubeconfig cannot be used.
-    #[error("perNodeCertificate: bootstrapKubeconfig: {0}")]
+    #[error("perNodeCertificate: bootstrap credentials: {0}")]
     Bootstrap(String),
     /// `certDir` cannot be used.
     #[error("perNodeCertificate: {0}")]
@@ -54,12 +54,13 @@ impl CertManager {
         api_timeout: Duration,
         issue_timeout: Option<Duration>,
     ) -> Result<Self, IdentityError> {
-        let bootstrap = kube_config(
-            &ApiSource::Kubeconfig(config.bootstrap_kubeconfig.clone()),
-            api_timeout,
-        )
-        .await
-        .map_err(IdentityError::Bootstrap)?;
+        let source = match &config.bootstrap_kubeconfig {
+            Some(path) => ApiSource::Kubeconfig(path.clone()),
+            None => ApiSource::InCluster,
+        };
+        let bootstrap = kube_config(&source, api_timeout)
+            .await
+            .map_err(IdentityError::Bootstrap)?;
         store::prepare(&config.cert_dir)?;
         let user = user_name(node);
         let issue_timeout = issue_timeout.unwrap_or(DEFAULT_ISSUE_TIMEOUT);
