@@ -173,8 +173,11 @@ pub async fn run(config: DaemonConfig) -> Result<(), String> {
     {
         let daemon = daemon.clone();
         let shutdown_tx = shutdown_tx.clone();
+        // Installed now, before the socket serves: a SIGTERM right after start-up is a
+        // graceful shutdown too.
+        let terminated = server::termination();
         tokio::spawn(async move {
-            server::termination().await;
+            terminated.await;
             server::begin_shutdown(&daemon, &shutdown_tx);
         });
     }
