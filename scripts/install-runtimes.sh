@@ -2,9 +2,10 @@
 # Installs what the container-runtime tests (tests/tests/runtime_*.rs) need on a fresh
 # Debian machine: containerd, runc, podman and busybox-static from Debian, and a small
 # Python CRI v1 client (PyPI `container-runtime-interface-api` + `grpcio`) in a venv
-# under target/cri-venv ($CARGO_TARGET_DIR/cri-venv when set). Nothing is started or
-# configured system-wide: each test runs its own containerd (root, state, socket and
-# CNI dirs under a temp dir).
+# under target/cri-venv ($CARGO_TARGET_DIR/cri-venv when set), with `cel-python`
+# (multus-node/tests/status_policy.rs evaluates the admission policy's CEL with it).
+# Nothing is started or configured system-wide: each test runs its own containerd
+# (root, state, socket and CNI dirs under a temp dir).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 need=()
@@ -19,10 +20,10 @@ if ((${#need[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 venv="${CARGO_TARGET_DIR:-$repo/target}/cri-venv"
-if ! "$venv/bin/python" -c 'import grpc, cri_api' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import grpc, cri_api, celpy' 2>/dev/null; then
     echo "==> CRI client venv in target/cri-venv"
     mkdir -p "$repo/target"
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check \
-        'container-runtime-interface-api==2.0.1' grpcio
+        'container-runtime-interface-api==2.0.1' grpcio 'cel-python==0.5.0'
 fi

@@ -14,6 +14,7 @@ pub mod devices;
 pub mod edge;
 pub mod exec;
 pub mod files;
+pub mod identity;
 pub mod logging;
 pub mod netns;
 pub mod state_store;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::cni::CniVersion;
 use crate::config::MultusConf;
+use crate::identity::PerNodeCertificate;
 use serde_json::{Map, Value};
 
 /// Default `--config`.
@@ -136,6 +137,9 @@ pub struct DaemonConfig {
     pub api_retries: u32,
     /// `delegateTimeoutSeconds` (used by `/delegate`).
     pub delegate_timeout: Duration,
+    /// `perNodeCertificate`: authenticate as `system:multus:<node>` with a certificate
+    /// obtained through the bootstrap kubeconfig and rotated (`None` when not enabled).
+    pub per_node_certificate: Option<PerNodeCertificate>,
 }
 
 /// Keys read as the daemon's own (the others are multus configuration keys, checked by
@@ -256,18 +260,11 @@ impl DaemonConfig {
             })?;
         let keys = Keys { path, map: &raw };
 
-        if let Some(per_node) = keys.get("perNodeCertificate") {
-            let enabled = match per_node {
-                Value::Object(o) => o.get("enabled").and_then(Value::as_bool).unwrap_or(false),
-                other => return Err(keys.wrong("perNodeCertificate", "an object", other)),
-            };
-            if enabled {
-                return Err(keys.error(
-                    "perNodeCertificate",
-                    "per-node client certificates are not supported by multus-rs yet: give the daemon a `kubeconfig` or run it with the in-cluster service account",
-                ));
-            }
-        }
+        let per_node_certificate = match keys.get("perNodeCertificate") {
+            None => None,
+            Some(value) => PerNodeCertificate::from_json(value)
+                .map_err(|reason| keys.error("perNodeCertificate", reason))?,
+        };
         let connection_limit = match keys.get("connectionLimit") {
             None => None,
             Some(value) => match value.as_u64() {
@@ -400,6 +397,7 @@ impl DaemonConfig {
             api_timeout: multus.api_timeout,
             api_retries: multus.api_retries,
             delegate_timeout: Duration::from_secs(multus.delegate_timeout_secs),
+            per_node_certificate,
             raw,
         })
     }
@@ -539,7 +537,7 @@ mod tests {
             (r#"{"multusMasterCNI":"../x.conf"}"#, "multusMasterCNI"),
             (r#"{"systemNamespaces":"kube-system"}"#, "systemNamespaces"),
             (
-                r#"{"perNodeCertificate":{"enabled":true}}"#,
+                r#"{"perNodeCertificate":{"enabled":true,"certDuration":"soon"}}"#,
                 "perNodeCertificate",
             ),
             (r#"{"metricsAddress":"localhost"}"#, "metricsAddress"),

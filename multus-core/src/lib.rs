@@ -18,6 +18,7 @@ pub mod delegate;
 pub mod devices;
 pub mod engine;
 pub mod generate;
+pub mod identity;
 pub mod nad;
 pub mod plan;
 pub mod request;

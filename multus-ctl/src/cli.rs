@@ -110,6 +110,13 @@ pub enum Command {
     /// effective configuration.
     #[command(subcommand)]
     Daemon(DaemonCommand),
+    /// The node's own API identity (perNodeCertificate): user, groups and when its
+    /// certificate expires and rotates. Exits 1 when it has expired.
+    Identity {
+        /// multus' certDir on this node (multus-client-current.pem inside).
+        #[arg(long, value_name = "DIR", default_value = multus_cni::identity::DEFAULT_CERT_DIR)]
+        cert_dir: PathBuf,
+    },
     /// Print a shell completion script (e.g. `multus-ctl completions bash >
     /// /etc/bash_completion.d/multus-ctl`).
     Completions {

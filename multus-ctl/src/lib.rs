@@ -96,6 +96,7 @@ fn dispatch(printer: &Printer, cli: &Cli, bin_name: &str) -> CtlResult {
             cmd::daemon::metrics(printer, socket, *raw, *all)
         }
         Command::Daemon(DaemonCommand::Config { socket }) => cmd::daemon::config(printer, socket),
+        Command::Identity { cert_dir } => cmd::identity::run(printer, cert_dir),
         Command::Completions { shell } => {
             let mut command = Cli::command();
             let name = bin_name.replace(' ', "-");

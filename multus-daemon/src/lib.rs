@@ -13,6 +13,7 @@
 #![deny(unsafe_code)]
 
 pub mod admission;
+pub mod approver;
 pub mod blocking;
 pub mod cache;
 /// `daemon-config.json`, the model of multus-core.
@@ -31,6 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use multus_cni::cluster::kube::{ApiSource, RetryPolicy};
+use multus_cni::identity::CertManager;
 use tokio::sync::watch;
 
 use crate::admission::Admission;
@@ -79,8 +81,29 @@ pub async fn run(config: DaemonConfig) -> Result<(), String> {
         connections::connection_limit(config.connection_limit, connections::raise_fd_limit());
     let metrics = Metrics::new();
     let (listener, socket) = listener::bind(&config.socket_dir)?;
-    let caches = match api_source(&config) {
-        source @ (ApiSource::Kubeconfig(_) | ApiSource::InCluster) => {
+    let caches = match (api_source(&config), &config.per_node_certificate) {
+        (_, Some(per_node)) => {
+            let node = std::env::var(NODE_NAME_ENV)
+                .ok()
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| {
+                    format!("perNodeCertificate needs the node name in {NODE_NAME_ENV}")
+                })?;
+            let manager = Arc::new(
+                CertManager::start(per_node.clone(), &node, config.api_timeout, None)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+            let pair = manager.current();
+            tracing::info!(user = %pair.common_name,
+                not_after = %multus_host::time::rfc3339(pair.not_after),
+                "authenticating with the node's own certificate");
+            let client = manager.client();
+            tokio::spawn(manager.rotate());
+            let policy = RetryPolicy::new(config.api_timeout, config.api_retries);
+            Some(Caches::start(client, policy, Some(node), metrics.clone()).await)
+        }
+        (source @ (ApiSource::Kubeconfig(_) | ApiSource::InCluster), None) => {
             let client = multus_cni::cluster::kube::connect(&source, config.api_timeout)
                 .await
                 .map_err(|e| format!("cannot make the Kubernetes client: {e}"))?;
@@ -88,11 +111,11 @@ pub async fn run(config: DaemonConfig) -> Result<(), String> {
             let policy = RetryPolicy::new(config.api_timeout, config.api_retries);
             Some(Caches::start(client, policy, node, metrics.clone()).await)
         }
-        ApiSource::Files(dir) => {
+        (ApiSource::Files(dir), None) => {
             tracing::info!(dir = %dir.display(), "NetworkAttachmentDefinitions from files; no Kubernetes API");
             None
         }
-        ApiSource::None => {
+        (ApiSource::None, None) => {
             tracing::info!("no Kubernetes API: static delegates and file-based networks only");
             None
         }
@@ -150,8 +173,11 @@ pub async fn run(config: DaemonConfig) -> Result<(), String> {
     {
         let daemon = daemon.clone();
         let shutdown_tx = shutdown_tx.clone();
+        // Installed now, before the socket serves: a SIGTERM right after start-up is a
+        // graceful shutdown too.
+        let terminated = server::termination();
         tokio::spawn(async move {
-            server::termination().await;
+            terminated.await;
             server::begin_shutdown(&daemon, &shutdown_tx);
         });
     }

@@ -5,11 +5,18 @@ use std::process::ExitCode;
 
 use multus_daemon::config::DEFAULT_CONFIG_PATH;
 
-const USAGE: &str = "usage: multus-daemon [--config <daemon-config.json>] [--version]";
+const USAGE: &str = "usage: multus-daemon [--config <daemon-config.json>] [--version]
+       multus-daemon approve-csrs [--kubeconfig <path>] [--bootstrap-user <user>]...
+                                  [--allow-missing-node-claim] [--min-duration <d>]
+                                  [--max-duration <d>] [--decisions-per-second <n>]";
 
 fn main() -> ExitCode {
     let mut config_path = PathBuf::from(DEFAULT_CONFIG_PATH);
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("approve-csrs") {
+        args.next();
+        return approve_csrs(args.collect());
+    }
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "-v" | "-version" | "--version" => {
@@ -77,6 +84,95 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("multus-daemon: {e}");
             tracing::error!(error = %e, "multus-daemon failed to start");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `multus-daemon approve-csrs`: the per-cluster CSR approver.
+fn approve_csrs(args: Vec<String>) -> ExitCode {
+    use multus_daemon::approver::{ApproverConfig, DEFAULT_BOOTSTRAP_USER};
+    let mut config = ApproverConfig {
+        bootstrap_users: Vec::new(),
+        ..ApproverConfig::default()
+    };
+    let mut kubeconfig: Option<PathBuf> = None;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
+            None => (arg.clone(), None),
+        };
+        if flag == "--allow-missing-node-claim" {
+            config.allow_missing_node_claim = true;
+            continue;
+        }
+        if flag == "-h" || flag == "--help" {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        let Some(value) = inline.or_else(|| args.next()) else {
+            eprintln!("multus-daemon approve-csrs: {flag} needs a value\n{USAGE}");
+            return ExitCode::FAILURE;
+        };
+        let duration = |v: &str| multus_cni::identity::parse_duration(v);
+        let outcome = match flag.as_str() {
+            "--kubeconfig" => {
+                kubeconfig = Some(PathBuf::from(value));
+                Ok(())
+            }
+            "--bootstrap-user" => {
+                config.bootstrap_users.push(value);
+                Ok(())
+            }
+            "--min-duration" => duration(&value).map(|d| config.min_duration = d),
+            "--max-duration" => duration(&value).map(|d| config.max_duration = d),
+            "--decisions-per-second" => match value.parse::<f64>() {
+                Ok(n) if n.is_finite() && n > 0.0 => {
+                    config.decisions_per_second = n;
+                    Ok(())
+                }
+                _ => Err(format!("{value:?} is not a number above 0")),
+            },
+            other => Err(format!("unknown argument {other:?}")),
+        };
+        if let Err(e) = outcome {
+            eprintln!("multus-daemon approve-csrs: {flag}: {e}\n{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if config.bootstrap_users.is_empty() {
+        config
+            .bootstrap_users
+            .push(DEFAULT_BOOTSTRAP_USER.to_owned());
+    }
+    multus_cni::logging::init(Some("verbose"), None, true);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("multus-daemon approve-csrs: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let source = multus_cni::cluster::kube::ApiSource::select(kubeconfig.as_deref(), None, |key| {
+        std::env::var(key).ok()
+    });
+    let outcome = runtime.block_on(async {
+        let client =
+            multus_cni::cluster::kube::connect(&source, std::time::Duration::from_secs(30)).await?;
+        tokio::select! {
+            outcome = multus_daemon::approver::run(client, config) => outcome,
+            () = multus_daemon::server::termination() => Ok(()),
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("multus-daemon approve-csrs: {e}");
             ExitCode::FAILURE
         }
     }

@@ -420,19 +420,25 @@ fn stdin_version(stdin: &[u8]) -> String {
         .unwrap_or_else(|| CniVersion::LATEST.as_str().to_owned())
 }
 
-/// Wait for SIGTERM or SIGINT.
-pub async fn termination() {
+/// Wait for SIGTERM or SIGINT. The handlers are installed when this is called (not
+/// when the future is first polled), so a signal that arrives before the task waiting
+/// for it runs is not lost to the default action (which would end the process without
+/// its shutdown). Needs a tokio runtime.
+pub fn termination() -> impl std::future::Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let signals = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = signals else {
+            tracing::error!("cannot install signal handlers");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
     }
 }
 

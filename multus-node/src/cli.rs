@@ -193,6 +193,34 @@ pub struct ThinArgs {
     /// event (a safety net; events are acted on at once).
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub poll_interval_seconds: u64,
+    /// Give the thin plugin this node's own identity (`system:multus:<node>`, a client
+    /// certificate obtained with a CSR and rotated) instead of the service-account
+    /// token: the token never reaches the host (upstream's `perNodeCertificate`).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value_t = false, action = ArgAction::Set)]
+    pub per_node_certificate: bool,
+    /// With --per-node-certificate: the kubeconfig whose credentials create the CSRs
+    /// (default: the pod's service account, read where the kubelet mounts it).
+    #[arg(long, value_name = "FILE")]
+    pub bootstrap_config: Option<PathBuf>,
+    /// With --per-node-certificate: where the key and the current certificate live
+    /// (container path under --host-prefix; the kubeconfig names it as the host sees it).
+    #[arg(
+        long = "certdir",
+        value_name = "DIR",
+        default_value = "/host/etc/cni/multus/certs"
+    )]
+    pub cert_dir: PathBuf,
+    /// With --per-node-certificate: the certificate lifetime asked for (Go duration).
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub cert_duration: String,
+    /// With --per-node-certificate: this node's name.
+    #[arg(
+        long,
+        env = "MULTUS_NODE_NAME",
+        value_name = "NAME",
+        default_value = ""
+    )]
+    pub node_name: String,
 }
 
 /// `probe`.

@@ -105,6 +105,58 @@ pub fn document(server: &str, ca_pem: &[u8], token_file_on_host: &Path) -> Value
     })
 }
 
+/// The kubeconfig of a per-node identity: cluster `server` trusting `ca_pem`, user
+/// with the certificate and key file `cert_file_on_host` (rotated in place).
+pub fn cert_document(server: &str, ca_pem: &[u8], cert_file_on_host: &Path) -> Value {
+    let mut doc = document(server, ca_pem, Path::new(""));
+    let file = cert_file_on_host.display().to_string();
+    doc["users"][0]["user"] = json!({"client-certificate": file, "client-key": file});
+    doc
+}
+
+/// Write the per-node identity's kubeconfig (0600, atomically, only when it changed)
+/// and remove a service-account token left by the token mode: the token must not stay
+/// on the host. Returns whether the kubeconfig was written.
+pub fn write_for_cert(
+    paths: &KubeconfigPaths,
+    server: &str,
+    ca_pem: &[u8],
+    cert_file_on_host: &Path,
+) -> Result<bool, NodeError> {
+    match std::fs::remove_file(&paths.token) {
+        Ok(()) => {
+            tracing::info!(path = %paths.token.display(), "removed the service-account token from the host")
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(NodeError::Io {
+                action: "remove".to_owned(),
+                path: paths.token.clone(),
+                source: e,
+            });
+        }
+    }
+    let doc = cert_document(server, ca_pem, cert_file_on_host);
+    let mut text = String::from(
+        "# Written by multus-node thin-entrypoint for this node's own identity (perNodeCertificate); do not edit.\n",
+    );
+    text.push_str(
+        &serde_saphyr::to_string(&doc)
+            .map_err(|e| NodeError::Config(format!("cannot serialise the kubeconfig: {e}")))?,
+    );
+    if std::fs::read(&paths.kubeconfig).ok().as_deref() == Some(text.as_bytes()) {
+        return Ok(false);
+    }
+    atomic::write_atomic(&paths.kubeconfig, text.as_bytes(), 0o600)?;
+    Ok(true)
+}
+
+/// A bootstrap kubeconfig from the pod's service account, for the CSRs only: it names
+/// the token where the kubelet mounts (and rotates) it, so it never leaves the pod.
+pub fn bootstrap_document(server: &str, ca_pem: &[u8], token_file: &Path) -> Value {
+    document(server, ca_pem, token_file)
+}
+
 /// Where the two files go, in the container and as the host sees them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KubeconfigPaths {

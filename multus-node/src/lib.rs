@@ -16,6 +16,7 @@
 pub mod atomic;
 pub mod cli;
 pub mod error;
+pub mod identity;
 pub mod install;
 pub mod kubeconfig;
 pub mod probe;

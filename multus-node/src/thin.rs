@@ -25,6 +25,7 @@ use notify::Watcher as _;
 use crate::atomic;
 use crate::cli::ThinArgs;
 use crate::error::NodeError;
+use crate::identity::NodeIdentity;
 use crate::kubeconfig::{self, KubeconfigPaths, ServiceAccount};
 
 /// The suffix `--rename-conf-file` gives the primary.
@@ -58,6 +59,9 @@ pub struct Thin {
     current: Option<PathBuf>,
     /// The primary renamed by `--rename-conf-file` (original path), for cleanup.
     renamed: Option<PathBuf>,
+    /// `--per-node-certificate`: the node's identity, and whether the bootstrap
+    /// kubeconfig is made here from the service account.
+    identity: Option<(NodeIdentity, bool)>,
 }
 
 fn check_readable_dir(dir: &Path, what: &str) -> Result<(), NodeError> {
@@ -166,6 +170,24 @@ impl Thin {
         options.namespace_isolation = args.namespace_isolation;
         options.global_namespaces = non_empty(&args.global_namespaces);
         options.readiness_indicator_file = non_empty(&args.readiness_indicator_file);
+        let identity = if args.per_node_certificate {
+            let generated = args.bootstrap_config.is_none();
+            let bootstrap = args
+                .bootstrap_config
+                .clone()
+                .unwrap_or_else(|| args.cert_dir.join(BOOTSTRAP_NAME));
+            Some((
+                NodeIdentity::new(
+                    &args.node_name,
+                    bootstrap,
+                    &args.cert_dir,
+                    &args.cert_duration,
+                )?,
+                generated,
+            ))
+        } else {
+            None
+        };
         Ok(Self {
             args,
             server,
@@ -173,6 +195,7 @@ impl Thin {
             options,
             current: None,
             renamed: None,
+            identity,
         })
     }
 
@@ -219,12 +242,47 @@ impl Thin {
         if let Some(dir) = self.kubeconfig.kubeconfig.parent() {
             create_dir(dir, 0o700)?;
         }
+        if let Some((identity, generated)) = &self.identity {
+            create_dir(&identity.config.cert_dir, 0o700)?;
+            if let (true, Some(path)) = (*generated, &identity.config.bootstrap_kubeconfig) {
+                crate::identity::write_bootstrap(
+                    path,
+                    &self.server,
+                    &self.args.service_account_dir,
+                )?;
+            }
+            let pair = crate::identity::start(identity.clone())?;
+            tracing::info!(user = %pair.common_name,
+                not_after = %multus_host::time::rfc3339(pair.not_after),
+                "the thin plugin authenticates with this node's own certificate");
+        }
         self.sync_kubeconfig()?;
         Ok(())
     }
 
-    /// Rewrite the token file and the kubeconfig when the service account changed.
+    /// Rewrite the token file and the kubeconfig when the service account changed
+    /// (with `--per-node-certificate`: the kubeconfig naming the certificate file, and
+    /// no token on the host).
     pub fn sync_kubeconfig(&self) -> Result<kubeconfig::Written, NodeError> {
+        if let Some((identity, _)) = &self.identity {
+            let ca_path = self.args.service_account_dir.join("ca.crt");
+            let ca = std::fs::read(&ca_path).map_err(|e| {
+                NodeError::ServiceAccount(format!(
+                    "cannot read the service account's CA {}: {e}",
+                    ca_path.display()
+                ))
+            })?;
+            let on_host = host_path(&self.args.host_prefix, &identity.config.current_file());
+            let written =
+                kubeconfig::write_for_cert(&self.kubeconfig, &self.server, &ca, &on_host)?;
+            if written {
+                tracing::info!(path = %self.kubeconfig.kubeconfig.display(), "wrote the kubeconfig");
+            }
+            return Ok(kubeconfig::Written {
+                token: false,
+                kubeconfig: written,
+            });
+        }
         let account = ServiceAccount::read(&self.args.service_account_dir)?;
         let written = kubeconfig::write(&self.kubeconfig, &self.server, &account)?;
         if written.token {
@@ -568,14 +626,23 @@ pub fn run(args: ThinArgs) -> Result<(), NodeError> {
     }
 }
 
-/// `probe thin`: the kubeconfig, its token and the configuration are on disk.
+/// Where `--per-node-certificate` writes the bootstrap kubeconfig made from the
+/// service account (in `--certdir`, which is 0700).
+pub const BOOTSTRAP_NAME: &str = "bootstrap.kubeconfig";
+
+/// `probe thin`: the kubeconfig, its token (or, for a per-node identity, the
+/// certificate it names) and the configuration are on disk.
 pub fn probe(cni_conf_dir: &Path, multus_conf_file: &str) -> Result<String, NodeError> {
     let present = |path: &Path| std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0);
     let multus_d = cni_conf_dir.join("multus.d");
-    for path in [
-        multus_d.join(kubeconfig::KUBECONFIG_NAME),
-        multus_d.join(kubeconfig::TOKEN_NAME),
-    ] {
+    let kubeconfig_path = multus_d.join(kubeconfig::KUBECONFIG_NAME);
+    let per_node = std::fs::read_to_string(&kubeconfig_path)
+        .is_ok_and(|text| text.contains("client-certificate"));
+    let mut required = vec![kubeconfig_path];
+    if !per_node {
+        required.push(multus_d.join(kubeconfig::TOKEN_NAME));
+    }
+    for path in required {
         if !present(&path) {
             return Err(NodeError::Probe(format!(
                 "{} is missing or empty",

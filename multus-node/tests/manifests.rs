@@ -20,8 +20,8 @@ use multus_core::daemon_config::DaemonConfig;
 use multus_node::cli::{Cli, Command as NodeCommand, ProbeTarget};
 use serde_json::Value;
 use support::{
-    CRD, IMAGE, IMAGE_BIN_DIR, Manifest, STATUS_POLICY, Source, THICK, THIN, built, deployment,
-    repo,
+    CRD, IMAGE, IMAGE_BIN_DIR, Manifest, Object, PER_NODE_IDENTITY, STATUS_POLICY, Source, THICK,
+    THIN, built, deployment, repo,
 };
 
 /// The binaries the image holds: the build script's list.
@@ -713,4 +713,136 @@ fn memory_limits_cover_the_measured_footprint() {
     assert!(sizing.contains("## DaemonSet sizing"));
     assert!(sizing.contains(&format!("**Thick: 200m CPU, {}Mi.**", limit(&thick))));
     assert!(sizing.contains(&format!("**Thin: 25m CPU, {}Mi.**", limit(&thin()))));
+}
+
+#[test]
+fn per_node_identities_get_multus_rules_the_bootstrap_only_csrs_and_the_approver_runs() {
+    let manifest = Manifest::load(PER_NODE_IDENTITY);
+    let roles: Vec<&k8s_openapi::api::rbac::v1::ClusterRole> = manifest
+        .documents
+        .iter()
+        .filter_map(|(_, o)| match o {
+            Object::ClusterRole(r) => Some(r.as_ref()),
+            _ => None,
+        })
+        .collect();
+    let bindings: Vec<&k8s_openapi::api::rbac::v1::ClusterRoleBinding> = manifest
+        .documents
+        .iter()
+        .filter_map(|(_, o)| match o {
+            Object::ClusterRoleBinding(b) => Some(b.as_ref()),
+            _ => None,
+        })
+        .collect();
+    let role = |name: &str| {
+        *roles
+            .iter()
+            .find(|r| r.metadata.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no ClusterRole {name}"))
+    };
+    let rules = |name: &str| -> BTreeSet<String> {
+        role(name)
+            .rules
+            .iter()
+            .flatten()
+            .map(|r| {
+                assert!(
+                    ![r.api_groups.as_ref(), r.resources.as_ref(), Some(&r.verbs)]
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .any(|v| v.contains('*')),
+                    "wildcard in {name}: {r:?}"
+                );
+                format!(
+                    "{:?} {:?} {:?} {:?}",
+                    r.api_groups, r.resources, r.resource_names, r.verbs
+                )
+            })
+            .collect()
+    };
+    let subject_of = |name: &str| {
+        let binding = bindings
+            .iter()
+            .find(|b| b.metadata.name.as_deref() == Some(name))
+            .unwrap();
+        assert_eq!(binding.role_ref.name, name);
+        binding.subjects.as_ref().unwrap()[0].clone()
+    };
+    // The node identities (group system:multus) may do what the DaemonSets' account does.
+    let daemon_rules: BTreeSet<String> = thick()
+        .cluster_role()
+        .rules
+        .iter()
+        .flatten()
+        .map(|r| {
+            format!(
+                "{:?} {:?} {:?} {:?}",
+                r.api_groups, r.resources, r.resource_names, r.verbs
+            )
+        })
+        .collect();
+    let node_rules = rules("multus-node");
+    assert!(node_rules.is_superset(&daemon_rules), "{node_rules:#?}");
+    let group = subject_of("multus-node");
+    assert_eq!(
+        (group.kind.as_str(), group.name.as_str()),
+        ("Group", "system:multus")
+    );
+    // The bootstrap account gets CSRs only.
+    assert_eq!(rules("multus-bootstrap").len(), 1);
+    let bootstrap = subject_of("multus-bootstrap");
+    let account = thick().service_account().clone();
+    assert_eq!(Some(&bootstrap.name), account.metadata.name.as_ref());
+    assert_eq!(bootstrap.namespace, account.metadata.namespace);
+    // The approver: approve for the client signer, update approvals, read nodes.
+    let approver_rules = rules("multus-csr-approver")
+        .into_iter()
+        .collect::<Vec<_>>()
+        .join("\n");
+    for needed in [
+        "signers",
+        "kubernetes.io/kube-apiserver-client",
+        "approve",
+        "certificatesigningrequests/approval",
+        "nodes",
+    ] {
+        assert!(
+            approver_rules.contains(needed),
+            "{needed}: {approver_rules}"
+        );
+    }
+    let deployment = manifest
+        .documents
+        .iter()
+        .find_map(|(_, o)| match o {
+            Object::Deployment(d) => Some(d.as_ref()),
+            _ => None,
+        })
+        .unwrap();
+    let pod = deployment.spec.template.spec.as_ref().unwrap();
+    assert_eq!(
+        pod.service_account_name.as_deref(),
+        Some("multus-csr-approver")
+    );
+    let container = &pod.containers[0];
+    assert_eq!(container.image.as_deref(), Some(IMAGE));
+    let command = container.command.as_ref().unwrap();
+    assert_eq!(command, &[format!("{IMAGE_BIN_DIR}/multus-daemon")]);
+    assert!(image_binaries().contains(&"multus-daemon".to_owned()));
+    // Its flags are the ones `multus-daemon approve-csrs` accepts.
+    let args = container.args.as_ref().unwrap();
+    assert_eq!(args[0], "approve-csrs");
+    let output = Command::new(built("multus-daemon"))
+        .args(args)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let requests = container.resources.as_ref().unwrap();
+    assert_eq!(requests.requests, requests.limits, "Guaranteed QoS");
 }

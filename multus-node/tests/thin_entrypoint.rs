@@ -594,3 +594,112 @@ fn conflist_flag_writes_the_list_form_for_any_version() {
     let (code, log) = running.terminate();
     assert_eq!(code, 0, "{log}");
 }
+
+/// A pod GET with a fresh client from `kubeconfig`, as each thin plugin call makes one.
+fn get_pod_with(kubeconfig: &Path) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let source = multus_cni_source(kubeconfig);
+        let client = multus_cni::cluster::kube::connect(&source, Duration::from_secs(5)).await?;
+        let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+            kube::Api::namespaced(client, "default");
+        pods.get("web").await.map(|_| ()).map_err(|e| e.to_string())
+    })
+}
+
+fn multus_cni_source(kubeconfig: &Path) -> multus_cni::cluster::kube::ApiSource {
+    multus_cni::cluster::kube::ApiSource::Kubeconfig(kubeconfig.to_owned())
+}
+
+#[test]
+fn per_node_certificate_gives_the_plugin_its_own_rotating_identity_and_no_token() {
+    let api = StandIn::start().unwrap();
+    api.auto_approve_csrs(true);
+    api.create_pod("default", "web", &[]);
+    let host = Host::new();
+    host.write_service_account("standin-token", api.ca_pem());
+    // A token left on the host by the token mode is removed.
+    std::fs::create_dir_all(host.multus_d()).unwrap();
+    std::fs::write(host.multus_d().join("multus.token"), "old").unwrap();
+    host.write_primary("10-flannel.conflist", FLANNEL);
+    // Outside --host-prefix, so the kubeconfig's path is this machine's path.
+    let cert_dir = host.tmp.path().join("certs");
+    let mut command = host.command(&[
+        "--per-node-certificate",
+        &format!("--certdir={}", cert_dir.display()),
+        "--cert-duration=3s",
+        "--multus-log-level=verbose",
+    ]);
+    command
+        .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        .env("KUBERNETES_SERVICE_PORT", api.port().to_string())
+        .env("MULTUS_NODE_NAME", "node-a");
+    let log = host.tmp.path().join("identity.log");
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut running = Running { child, log };
+    let kubeconfig = host.multus_d().join("multus.kubeconfig");
+    running.wait_until("the identity's kubeconfig", || {
+        std::fs::read_to_string(&kubeconfig).is_ok_and(|t| t.contains("client-certificate"))
+    });
+    assert!(
+        !host.multus_d().join("multus.token").exists(),
+        "the token stays off the host"
+    );
+    let doc: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(&kubeconfig).unwrap()).unwrap();
+    let cert_file = cert_dir.join("multus-client-current.pem");
+    assert_eq!(
+        doc["users"][0]["user"]["client-certificate"],
+        cert_file.display().to_string()
+    );
+    assert_eq!(
+        doc["users"][0]["user"]["client-key"],
+        cert_file.display().to_string()
+    );
+    assert!(doc["users"][0]["user"].get("tokenFile").is_none());
+    assert_eq!(mode(&kubeconfig), 0o600);
+    assert_eq!(mode(&cert_file), 0o600);
+    assert_eq!(mode(&cert_dir), 0o700);
+    assert_eq!(mode(&cert_dir.join("bootstrap.kubeconfig")), 0o600);
+    assert!(host.probe().status.success());
+
+    // Every call (a fresh client each time) succeeds across two rotations.
+    api.clear_requests();
+    let started = Instant::now();
+    let mut calls = 0;
+    while started.elapsed() < Duration::from_secs(7) {
+        get_pod_with(&kubeconfig)
+            .unwrap_or_else(|e| panic!("call {calls} failed: {e}\n{}", running.log()));
+        calls += 1;
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    assert!(running.alive(), "{}", running.log());
+    let users: std::collections::BTreeSet<Option<String>> =
+        api.requests().into_iter().map(|r| r.user).collect();
+    assert_eq!(
+        users.into_iter().collect::<Vec<_>>(),
+        [Some("system:multus:node-a".to_owned())]
+    );
+    let csrs = api.csrs();
+    assert!(csrs.len() >= 3, "{} CSRs:\n{}", csrs.len(), running.log());
+    // The first with the bootstrap token, the renewals as the node itself.
+    assert_eq!(
+        csrs[0]["spec"]["username"],
+        "system:serviceaccount:kube-system:multus"
+    );
+    assert!(
+        csrs[1..]
+            .iter()
+            .all(|c| c["spec"]["username"] == "system:multus:node-a")
+    );
+    assert!(calls > 20);
+    let (code, _) = running.terminate();
+    assert_eq!(code, 0);
+}

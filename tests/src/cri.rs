@@ -48,8 +48,9 @@ fn python_path() -> PathBuf {
     target.join("cri-venv/bin/python")
 }
 
-/// The venv's Python, with the CRI client's packages; panics with the install hint.
-fn python() -> PathBuf {
+/// The venv's Python, with the CRI client's packages and cel-python; panics with the
+/// install hint.
+pub fn python() -> PathBuf {
     let python = python_path();
     assert!(
         python.exists(),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
 };
-use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Container, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -25,6 +25,8 @@ pub const THIN: &str = "multus-daemonset.yml";
 pub const CRD: &str = "network-attachment-definition-crd.yml";
 /// The optional admission policy that scopes a node's multus to its own pods.
 pub const STATUS_POLICY: &str = "multus-node-scoped-status-policy.yml";
+/// The per-node identity manifest (RBAC and the CSR approver).
+pub const PER_NODE_IDENTITY: &str = "multus-per-node-identity.yml";
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -62,6 +64,7 @@ pub enum Object {
     ClusterRoleBinding(Box<ClusterRoleBinding>),
     ConfigMap(Box<ConfigMap>),
     DaemonSet(Box<DaemonSet>),
+    Deployment(Box<Deployment>),
     Policy(Box<ValidatingAdmissionPolicy>),
     PolicyBinding(Box<ValidatingAdmissionPolicyBinding>),
 }
@@ -128,6 +131,7 @@ impl Manifest {
                 "ClusterRoleBinding" => Object::ClusterRoleBinding(typed(&value, &what)),
                 "ConfigMap" => Object::ConfigMap(typed(&value, &what)),
                 "DaemonSet" => Object::DaemonSet(typed(&value, &what)),
+                "Deployment" => Object::Deployment(typed(&value, &what)),
                 "ValidatingAdmissionPolicy" => Object::Policy(typed(&value, &what)),
                 "ValidatingAdmissionPolicyBinding" => Object::PolicyBinding(typed(&value, &what)),
                 other => panic!("{what}: unexpected kind {other:?}"),

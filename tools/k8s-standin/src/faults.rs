@@ -55,6 +55,9 @@ pub struct RequestRecord {
     pub content_type: Option<String>,
     /// The status answered (0 when the connection was dropped).
     pub status: u16,
+    /// Who made it: the user of the bearer token or of the client certificate's
+    /// subject common name (`None` when unauthenticated).
+    pub user: Option<String>,
     /// When the request arrived.
     pub at: Instant,
 }

@@ -20,6 +20,8 @@ pub struct Kind {
     pub short_names: &'static [&'static str],
     /// Whether it has a `status` subresource.
     pub has_status: bool,
+    /// Whether its objects live in a namespace (else cluster-scoped, stored under `""`).
+    pub namespaced: bool,
 }
 
 impl Kind {
@@ -50,6 +52,7 @@ pub const PODS: Kind = Kind {
     kind: "Pod",
     short_names: &["po"],
     has_status: true,
+    namespaced: true,
 };
 /// Events (core/v1).
 pub const EVENTS: Kind = Kind {
@@ -59,6 +62,7 @@ pub const EVENTS: Kind = Kind {
     kind: "Event",
     short_names: &["ev"],
     has_status: false,
+    namespaced: true,
 };
 /// NetworkAttachmentDefinitions (k8s.cni.cncf.io/v1).
 pub const NADS: Kind = Kind {
@@ -68,6 +72,30 @@ pub const NADS: Kind = Kind {
     kind: "NetworkAttachmentDefinition",
     short_names: &["net-attach-def", "nad"],
     has_status: false,
+    namespaced: true,
+};
+/// The group of CertificateSigningRequests.
+pub const CSR_GROUP: &str = "certificates.k8s.io";
+/// CertificateSigningRequests (certificates.k8s.io/v1, cluster-scoped, with the
+/// `status` and `approval` subresources).
+pub const CSRS: Kind = Kind {
+    group: CSR_GROUP,
+    resource: "certificatesigningrequests",
+    singular: "certificatesigningrequest",
+    kind: "CertificateSigningRequest",
+    short_names: &["csr"],
+    has_status: true,
+    namespaced: false,
+};
+/// Nodes (core/v1, cluster-scoped).
+pub const NODES: Kind = Kind {
+    group: "",
+    resource: "nodes",
+    singular: "node",
+    kind: "Node",
+    short_names: &["no"],
+    has_status: true,
+    namespaced: false,
 };
 
 /// The group of DRA objects.
@@ -80,10 +108,10 @@ pub const RESOURCE_CLAIMS: Kind = Kind {
     kind: "ResourceClaim",
     short_names: &[],
     has_status: true,
+    namespaced: true,
 };
-/// ResourceSlices (resource.k8s.io/v1). Cluster-scoped in Kubernetes: the stand-in
-/// keeps them under the namespace `""` and serves them from the cluster-wide
-/// collection, with `spec.nodeName`/`spec.driver` field selectors.
+/// ResourceSlices (resource.k8s.io/v1, cluster-scoped; listed with `spec.nodeName` /
+/// `spec.driver` field selectors).
 pub const RESOURCE_SLICES: Kind = Kind {
     group: DRA_GROUP,
     resource: "resourceslices",
@@ -91,10 +119,19 @@ pub const RESOURCE_SLICES: Kind = Kind {
     kind: "ResourceSlice",
     short_names: &[],
     has_status: false,
+    namespaced: false,
 };
 
 /// Every served resource.
-pub const ALL: [Kind; 5] = [PODS, EVENTS, NADS, RESOURCE_CLAIMS, RESOURCE_SLICES];
+pub const ALL: [Kind; 7] = [
+    PODS,
+    EVENTS,
+    NADS,
+    RESOURCE_CLAIMS,
+    RESOURCE_SLICES,
+    CSRS,
+    NODES,
+];
 
 /// The resource named `resource` in `group`.
 pub fn find(group: &str, resource: &str) -> Option<Kind> {
@@ -117,14 +154,14 @@ fn resource_list(group: &str) -> Value {
     let mut resources = Vec::new();
     for kind in ALL.iter().filter(|k| k.group == group) {
         resources.push(json!({
-            "name": kind.resource, "singularName": kind.singular, "namespaced": true,
+            "name": kind.resource, "singularName": kind.singular, "namespaced": kind.namespaced,
             "kind": kind.kind, "verbs": VERBS, "shortNames": kind.short_names,
             "storageVersionHash": ""
         }));
         if kind.has_status {
             resources.push(json!({
                 "name": format!("{}/status", kind.resource), "singularName": "",
-                "namespaced": true, "kind": kind.kind, "verbs": ["get", "patch", "update"]
+                "namespaced": kind.namespaced, "kind": kind.kind, "verbs": ["get", "patch", "update"]
             }));
         }
     }
@@ -164,6 +201,7 @@ pub fn discovery(path: &str, server: &str) -> Option<Value> {
             group
         }
         "/apis/k8s.cni.cncf.io/v1" => resource_list(NAD_GROUP),
+        "/apis/certificates.k8s.io/v1" => resource_list(CSR_GROUP),
         _ => return None,
     })
 }

@@ -10,7 +10,15 @@
 //!   resourceVersion and UID preconditions, and real `Status` error bodies;
 //! - the discovery documents kubectl needs (`/version`, `/api`, `/apis`, `/api/v1`,
 //!   `/apis/k8s.cni.cncf.io/v1`);
-//! - bearer-token authentication (the token can be rotated);
+//! - cluster-scoped nodes and `certificates.k8s.io/v1` CertificateSigningRequests
+//!   (with the `approval` and `status` subresources): a CSR created over HTTP gets its
+//!   requester (`spec.username`, `groups`, `extra`), and once approved the stand-in's CA
+//!   signs it for `kubernetes.io/kube-apiserver-client`
+//!   ([`StandIn::auto_approve_csrs`] approves each one as it is created);
+//! - bearer-token authentication (the token can be rotated; more users with
+//!   [`StandIn::add_user`]) and client-certificate authentication (certificates signed
+//!   by its CA, their validity checked on every request as the API server does); the
+//!   request log names the user;
 //! - injectable faults ([`Fault`]: per-request latency, 5xx, 429 with `Retry-After`,
 //!   dropped connections, 401/403) and a log of every request ([`RequestRecord`]) so
 //!   tests can count reads and writes.
@@ -20,6 +28,7 @@
 //! another network namespace (a test's "node"), so that processes run there reach it.
 //! State lives in memory and ends with the [`StandIn`].
 
+mod certs;
 mod faults;
 mod kinds;
 mod server;
@@ -32,20 +41,28 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+pub use certs::{PeerCert, UserInfo, add_condition};
 pub use faults::{Fault, Faults, RequestRecord};
-pub use kinds::{EVENTS, Kind, NADS, PODS, RESOURCE_CLAIMS, RESOURCE_SLICES};
+pub use kinds::{CSRS, EVENTS, Kind, NADS, NODES, PODS, RESOURCE_CLAIMS, RESOURCE_SLICES};
 pub use server::status_body;
 pub use store::{Store, StoreError, WatchEvent};
 pub use tls::TokenIn;
 
 /// State shared by the connections.
-#[derive(Debug)]
 pub(crate) struct Shared {
     store: Mutex<Store>,
     faults: Mutex<Faults>,
     log: Mutex<Vec<RequestRecord>>,
     token: Mutex<String>,
+    /// Further bearer tokens and the users they authenticate.
+    users: Mutex<Vec<(String, UserInfo)>>,
+    /// The user of `token`.
+    token_user: UserInfo,
     tls: Arc<rustls::ServerConfig>,
+    /// The CA signing approved client CSRs.
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    /// Approve every CSR when it is created.
+    auto_approve: std::sync::atomic::AtomicBool,
     server_address: String,
 }
 
@@ -62,11 +79,32 @@ impl Shared {
     pub(crate) fn faults(&self) -> MutexGuard<'_, Faults> {
         lock(&self.faults)
     }
-    pub(crate) fn token(&self) -> String {
-        lock(&self.token).clone()
-    }
     pub(crate) fn log(&self, record: RequestRecord) {
         lock(&self.log).push(record);
+    }
+    /// The user a bearer token authenticates.
+    pub(crate) fn token_user(&self, token: &str) -> Option<UserInfo> {
+        if token == *lock(&self.token) {
+            return Some(self.token_user.clone());
+        }
+        lock(&self.users)
+            .iter()
+            .find(|(t, _)| t == token)
+            .map(|(_, user)| user.clone())
+    }
+    pub(crate) fn issuer(&self) -> &rcgen::Issuer<'static, rcgen::KeyPair> {
+        &self.issuer
+    }
+    pub(crate) fn auto_approve(&self) -> bool {
+        self.auto_approve.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("server_address", &self.server_address)
+            .finish_non_exhaustive()
     }
 }
 
@@ -183,7 +221,11 @@ impl StandIn {
             faults: Mutex::new(Faults::default()),
             log: Mutex::new(Vec::new()),
             token: Mutex::new(options.token),
+            users: Mutex::new(Vec::new()),
+            token_user: UserInfo::service_account_on_node("kube-system", "multus", None),
             tls: identity.server_config,
+            issuer: identity.issuer,
+            auto_approve: std::sync::atomic::AtomicBool::new(false),
             server_address: format!("127.0.0.1:{port}"),
         });
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -241,6 +283,45 @@ impl StandIn {
     /// Accept only `token`, without touching the token file (a token that expired).
     pub fn require_token(&self, token: &str) {
         *lock(&self.shared.token) = token.to_owned();
+    }
+
+    /// Accept `token` too, as `user`.
+    pub fn add_user(&self, token: &str, user: UserInfo) {
+        lock(&self.shared.users).push((token.to_owned(), user));
+    }
+
+    /// Write a kubeconfig for this server carrying `token` (mode 0600).
+    pub fn write_kubeconfig(&self, path: &Path, token: &str) -> std::io::Result<()> {
+        tls::write_kubeconfig(path, &self.url, &self.ca_pem, token, TokenIn::Kubeconfig)
+    }
+
+    /// Approve (and so issue) every CertificateSigningRequest as it is created, as if
+    /// an approver were running.
+    pub fn auto_approve_csrs(&self, on: bool) {
+        self.shared
+            .auto_approve
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The CertificateSigningRequests, in creation order.
+    pub fn csrs(&self) -> Vec<Value> {
+        let mut csrs = self.list(&CSRS);
+        csrs.sort_by_key(|c| {
+            c.pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or_default()
+        });
+        csrs
+    }
+
+    /// Create a node object named `name`.
+    pub fn create_node(&self, name: &str) -> Result<Value, StoreError> {
+        self.create(
+            &NODES,
+            "",
+            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}),
+        )
     }
 
     /// Add `latency` to every request.

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::Shared;
+use crate::certs::{self, PeerCert, UserInfo};
 use crate::faults::{Fault, RequestRecord};
 use crate::kinds::{self, Kind};
 use crate::store::{PatchType, StoreError, WatchEvent};
@@ -37,10 +38,17 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
             let Ok(tls) = acceptor.accept(stream).await else {
                 return;
             };
+            let peer = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|certs| certs.first())
+                .and_then(|der| PeerCert::parse(der))
+                .map(Arc::new);
             let dropper = Arc::new(Notify::new());
             let on_drop = dropper.clone();
             let service = hyper::service::service_fn(move |request| {
-                handle(shared.clone(), dropper.clone(), request)
+                handle(shared.clone(), dropper.clone(), peer.clone(), request)
             });
             let connection = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(tls), service);
@@ -92,8 +100,25 @@ fn route(path: &str, server: &str) -> Route {
             },
             None => Route::Unknown,
         },
-        ["namespaces", namespace, resource, tail @ ..] => {
+        [resource, name, tail @ ..] if find(resource).is_some_and(|k| !k.namespaced) => {
             let Some(kind) = find(resource) else {
+                return Route::Unknown;
+            };
+            let subresource = match tail {
+                [] => None,
+                ["status"] => Some("status"),
+                ["approval"] if kind == kinds::CSRS => Some("approval"),
+                _ => return Route::Unknown,
+            };
+            Route::Item {
+                kind,
+                namespace: String::new(),
+                name: (*name).to_owned(),
+                subresource: subresource.map(str::to_owned),
+            }
+        }
+        ["namespaces", namespace, resource, tail @ ..] => {
+            let Some(kind) = find(resource).filter(|k| k.namespaced) else {
                 return Route::Unknown;
             };
             match tail {
@@ -221,9 +246,18 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .strip_prefix("Bearer ")
 }
 
+/// Who is calling: a known bearer token, else a valid client certificate.
+fn authenticate(shared: &Shared, headers: &HeaderMap, peer: Option<&PeerCert>) -> Option<UserInfo> {
+    if let Some(token) = bearer(headers) {
+        return shared.token_user(token);
+    }
+    peer.filter(|p| p.valid_now()).map(PeerCert::user)
+}
+
 async fn handle(
     shared: Arc<Shared>,
     dropper: Arc<Notify>,
+    peer: Option<Arc<PeerCert>>,
     request: http::Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let arrived = Instant::now();
@@ -249,8 +283,11 @@ async fn handle(
         name: None,
         content_type: content_type.clone(),
         status: 0,
+        user: None,
         at: arrived,
     };
+    let user = authenticate(&shared, &parts.headers, peer.as_deref());
+    record.user = user.as_ref().map(|u| u.username.clone());
     match &route {
         Route::Collection { kind, namespace } => {
             record.resource = Some(kind.resource.to_owned());
@@ -307,7 +344,7 @@ async fn handle(
     let response = match response {
         Some(response) => response,
         None if !open && refuse == Some(401) => unauthorized(),
-        None if !open && bearer(&parts.headers) != Some(shared.token().as_str()) => unauthorized(),
+        None if !open && user.is_none() => unauthorized(),
         None if !open && refuse.is_some() => forbidden(&record),
         None => {
             let body = match body.collect().await {
@@ -321,6 +358,7 @@ async fn handle(
                 &pairs,
                 content_type.as_deref(),
                 &body,
+                user.as_ref(),
             )
         }
     };
@@ -352,6 +390,7 @@ fn serve_route(
     pairs: &[(String, String)],
     content_type: Option<&str>,
     body: &[u8],
+    user: Option<&UserInfo>,
 ) -> Response<Body> {
     let parse_body = || -> Result<Value, Response<Body>> {
         serde_json::from_slice(body).map_err(|e| {
@@ -393,20 +432,41 @@ fn serve_route(
                 )
             }
             Method::POST => {
-                let Some(namespace) = namespace else {
-                    return failure(405, "MethodNotAllowed", "create needs a namespace", None);
+                let namespace = match namespace {
+                    Some(namespace) => namespace,
+                    None if !kind.namespaced => String::new(),
+                    None => {
+                        return failure(405, "MethodNotAllowed", "create needs a namespace", None);
+                    }
                 };
-                let object = match parse_body() {
+                let mut object = match parse_body() {
                     Ok(object) => object,
                     Err(response) => return response,
                 };
+                if kind == kinds::CSRS {
+                    if let Some(user) = user {
+                        certs::stamp_requester(&mut object, user);
+                    }
+                    if shared.auto_approve() {
+                        certs::add_condition(
+                            &mut object,
+                            "Approved",
+                            "AutoApproved",
+                            "approved by the stand-in",
+                        );
+                    }
+                }
                 let name = object
                     .pointer("/metadata/name")
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned();
-                match shared.store().create(&kind, &namespace, object) {
-                    Ok(created) => document(StatusCode::CREATED, &created),
+                let created = shared.store().create(&kind, &namespace, object);
+                match created {
+                    Ok(created) => {
+                        let created = sign_if_approved(shared, &kind, created);
+                        document(StatusCode::CREATED, &created)
+                    }
                     Err(e) => store_failure(e, &kind, &name),
                 }
             }
@@ -469,11 +529,58 @@ fn serve_route(
                 _ => return failure(405, "MethodNotAllowed", "method not allowed", None),
             };
             match result {
-                Ok(object) => document(StatusCode::OK, &object),
+                Ok(object) => {
+                    let object = if *method == Method::GET {
+                        object
+                    } else {
+                        sign_if_approved(shared, &kind, object)
+                    };
+                    document(StatusCode::OK, &object)
+                }
                 Err(e) => store_failure(e, &kind, &name),
             }
         }
     }
+}
+
+/// The signer: an approved client CSR gets its certificate (or a `Failed` condition).
+fn sign_if_approved(shared: &Shared, kind: &Kind, csr: Value) -> Value {
+    if *kind != kinds::CSRS {
+        return csr;
+    }
+    let outcome = match certs::issue(&csr, shared.issuer()) {
+        Ok(None) => return csr,
+        Ok(Some(pem)) => Ok(pem),
+        Err(reason) => Err(reason),
+    };
+    let name = csr
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let mut updated = csr.clone();
+    match outcome {
+        Ok(pem) => {
+            use base64::Engine as _;
+            let encoded = base64::engine::general_purpose::STANDARD.encode(pem);
+            if let Some(object) = updated.as_object_mut() {
+                let status = object.entry("status").or_insert_with(|| json!({}));
+                if let Some(status) = status.as_object_mut() {
+                    status.insert("certificate".into(), encoded.into());
+                }
+            }
+        }
+        Err(reason) => {
+            certs::add_condition(&mut updated, "Failed", "SignerValidationFailure", &reason)
+        }
+    }
+    if let Some(meta) = updated.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+    }
+    shared
+        .store()
+        .update(kind, "", &name, updated, true)
+        .unwrap_or(csr)
 }
 
 /// Keep the objects matching a `fieldSelector` of `metadata.name` / `metadata.namespace`

@@ -189,7 +189,11 @@ impl Store {
         }
         let resource_version = self.bump();
         metadata.insert("name".into(), name.into());
-        metadata.insert("namespace".into(), namespace.into());
+        if namespace.is_empty() {
+            metadata.remove("namespace");
+        } else {
+            metadata.insert("namespace".into(), namespace.into());
+        }
         metadata.insert("uid".into(), uuid::Uuid::new_v4().to_string().into());
         metadata.insert(
             "resourceVersion".into(),

@@ -10,12 +10,20 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::json;
 
 /// The server's TLS identity.
-#[derive(Debug)]
 pub struct Identity {
     /// The CA certificate, PEM.
     pub ca_pem: String,
-    /// The rustls configuration serving the server certificate.
+    /// The rustls configuration serving the server certificate and accepting (not
+    /// requiring) client certificates signed by the CA.
     pub server_config: Arc<rustls::ServerConfig>,
+    /// The CA, which also signs approved client CSRs.
+    pub issuer: Issuer<'static, KeyPair>,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity").finish_non_exhaustive()
+    }
 }
 
 /// A fresh CA and a server certificate for `127.0.0.1` and `localhost`.
@@ -29,7 +37,7 @@ pub fn make_identity() -> Result<Identity, String> {
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_key = KeyPair::generate().map_err(err)?;
     let ca_cert = ca_params.self_signed(&ca_key).map_err(err)?;
-    let issuer = Issuer::new(ca_params, ca_key);
+    let issuer = Issuer::new(ca_params.clone(), ca_key);
 
     let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
         .map_err(err)?;
@@ -42,16 +50,28 @@ pub fn make_identity() -> Result<Identity, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain: Vec<CertificateDer<'static>> = vec![cert.der().clone(), ca_cert.der().clone()];
     let private = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(ca_cert.der().clone())
+        .map_err(|e| e.to_string())?;
+    let client_verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .map_err(|e| e.to_string())?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
-        .with_no_client_auth()
+        .with_client_cert_verifier(client_verifier)
         .with_single_cert(chain, private)
         .map_err(|e| e.to_string())?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Identity {
         ca_pem: ca_cert.pem(),
         server_config: Arc::new(config),
+        issuer,
     })
 }
 
