@@ -90,7 +90,7 @@ CC_x86_64_unknown_linux_musl=musl-gcc \
     cargo build --release --locked --target "$target" \
     --config "profile.release.lto=\"$lto\"" "${args[@]}"
 say "binaries built in $((SECONDS - started)) s"
-built="$repo/target/$target/release"
+built="${CARGO_TARGET_DIR:-$repo/target}/$target/release"
 rm -rf "$out/context"
 mkdir -p "$out/context/bin"
 for bin in "${bins[@]}"; do
