@@ -9,4 +9,4 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cargo build --release --quiet --manifest-path "$repo/Cargo.toml" -p multus-cni -p multus-bench
 exec env MULTUS_BENCH_PRIVATE=1 unshare --net --mount --propagation private -- \
     sh -c 'mkdir -p /run/netns && mount -t tmpfs tmpfs /run/netns && exec "$0"' \
-    "$repo/target/release/multus-bench"
+    "${CARGO_TARGET_DIR:-$repo/target}/release/multus-bench"

@@ -22,7 +22,7 @@ fi
 
 plugins=${CNI_PLUGIN_DIR:-/usr/lib/cni}
 # multus-ctl runs the multus binary beside it (target/release/multus).
-ctl="$repo/target/release/multus-ctl"
+ctl="${CARGO_TARGET_DIR:-$repo/target}/release/multus-ctl"
 state=$(mktemp -d /tmp/multus-demo.XXXXXX)
 trap 'rm -rf "$state"' EXIT
 

@@ -128,19 +128,8 @@ fn add_check_del_through_the_shim_with_the_api_and_real_plugins() {
 #[test]
 fn a_nad_created_just_before_its_pod_is_read_live_once() {
     let mut thick = Thick::new(true);
-    thick.h.node.add_bridge(NODE_BRIDGE);
     let version = "1.0.0";
-    thick.write_primary(
-        "10-cluster.conf",
-        &fixtures::bridge_conf(
-            version,
-            CLUSTER_NETWORK,
-            "mrs-cbr0",
-            Subnet::unique(),
-            true,
-            &thick.h.dirs,
-        ),
-    );
+    thick.bridge_cluster_network(version);
     thick.start_daemon();
     let generated = thick.wait_generated("00-multus.conflist", |_| true);
     let conf = plugin_stdin(&generated);

@@ -10,26 +10,15 @@ use std::time::{Duration, Instant};
 use k8s_standin::PODS;
 use multus_integration_tests::fixtures::{self, NETWORKS_ANNOTATION, Subnet};
 use multus_integration_tests::runtime::Sandbox;
-use multus_integration_tests::{CLUSTER_NETWORK, MACVLAN_NAD, NODE_BRIDGE};
+use multus_integration_tests::{MACVLAN_NAD, NODE_BRIDGE};
 use serde_json::json;
 use support::{Thick, plugin_stdin};
 
 #[test]
 fn records_of_pods_gone_from_the_api_are_torn_down_and_the_others_kept() {
     let mut thick = Thick::new(true);
-    thick.h.node.add_bridge(NODE_BRIDGE);
     let version = "1.0.0";
-    thick.write_primary(
-        "10-cluster.conf",
-        &fixtures::bridge_conf(
-            version,
-            CLUSTER_NETWORK,
-            "mrs-cbr0",
-            Subnet::unique(),
-            true,
-            &thick.h.dirs,
-        ),
-    );
+    thick.bridge_cluster_network(version);
     let nad = fixtures::macvlan_conf(
         version,
         MACVLAN_NAD,

@@ -17,11 +17,12 @@ use clap::Parser as _;
 use k8s_openapi::api::core::v1::Container;
 use multus_core::config::MultusConf;
 use multus_core::daemon_config::DaemonConfig;
+use multus_integration_tests::thick::built;
 use multus_node::cli::{Cli, Command as NodeCommand, ProbeTarget};
 use serde_json::Value;
 use support::{
     CRD, IMAGE, IMAGE_BIN_DIR, Manifest, Object, PER_NODE_IDENTITY, STATUS_POLICY, Source, THICK,
-    THIN, built, deployment, repo,
+    THIN, deployment, repo,
 };
 
 /// The binaries the image holds: the build script's list.

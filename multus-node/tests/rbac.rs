@@ -20,9 +20,10 @@ use k8s_standin::{Options, PODS, RequestRecord, StandIn};
 use multus_integration_tests::binaries::{Binaries, SYSTEM_PATH};
 use multus_integration_tests::fixtures::{self, MultusConfig, Subnet};
 use multus_integration_tests::runtime::{Runtime, Sandbox};
+use multus_integration_tests::thick::built;
 use multus_integration_tests::{Harness, NODE_BRIDGE};
 use serde_json::{Value, json};
-use support::{Manifest, THICK, THIN, built};
+use support::{Manifest, THICK, THIN};
 
 const NETWORKS: &str = "k8s.v1.cni.cncf.io/networks";
 const NODE_NAME: &str = "node-1";

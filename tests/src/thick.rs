@@ -299,6 +299,24 @@ impl Thick {
         self.root.path().join("daemon-config.json")
     }
 
+    /// The usual cluster network: the node's bridge (`NODE_BRIDGE`) made, and a
+    /// `bridge` primary of CNI `version` (`10-cluster.conf`, bridge `mrs-cbr0`, a
+    /// subnet of its own, default gateway); its path.
+    pub fn bridge_cluster_network(&self, version: &str) -> PathBuf {
+        self.h.node.add_bridge(crate::NODE_BRIDGE);
+        self.write_primary(
+            "10-cluster.conf",
+            &crate::fixtures::bridge_conf(
+                version,
+                crate::CLUSTER_NETWORK,
+                "mrs-cbr0",
+                crate::fixtures::Subnet::unique(),
+                true,
+                &self.h.dirs,
+            ),
+        )
+    }
+
     /// Write the primary CNI config `name` into the CNI config directory.
     pub fn write_primary(&self, name: &str, config: &Value) -> PathBuf {
         self.write_primary_bytes(name, &serde_json::to_vec_pretty(config).unwrap())

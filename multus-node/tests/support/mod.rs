@@ -41,20 +41,6 @@ pub fn deployment(name: &str) -> PathBuf {
     repo().join("deployments").join(name)
 }
 
-/// `target/<profile>/<name>`, built by `cargo build --workspace --bins`.
-pub fn built(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_multus-node"))
-        .parent()
-        .unwrap();
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --workspace --bins` first",
-        path.display()
-    );
-    path
-}
-
 /// One YAML document: its JSON form and the typed object it is.
 #[derive(Debug, Clone)]
 pub enum Object {
