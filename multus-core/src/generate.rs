@@ -46,6 +46,9 @@ pub const CONF_FILE_NAME: &str = "00-multus.conf";
 pub const CONFLIST_FILE_NAME: &str = "00-multus.conflist";
 /// Prefix of every file multus generates; such files are never taken as the primary.
 pub const GENERATED_PREFIX: &str = "00-multus";
+/// The plugin types multus runs as in a runtime's configuration: the thin plugin and
+/// the thick shim.
+pub const MULTUS_PLUGIN_TYPES: &[&str] = &["multus", "multus-shim"];
 
 /// Thin or thick, with the keys only that flavour has.
 #[derive(Clone, Debug, PartialEq)]

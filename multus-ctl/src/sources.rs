@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use multus_cni::state_store::FileStateStore;
 use multus_core::config::{DEFAULT_CNI_DIR, MultusConf};
+use multus_core::generate::MULTUS_PLUGIN_TYPES;
 use multus_core::nad::NetworkAttachmentDefinition;
 use multus_core::nad::parse_manifests;
 use multus_core::seams::StateStore;
@@ -44,9 +45,6 @@ pub struct PluginStdin {
     pub from_list: bool,
 }
 
-/// The plugin types multus runs as (thin plugin, thick shim).
-pub const MULTUS_TYPES: &[&str] = &["multus", "multus-shim"];
-
 /// Read a Multus configuration file (`.conf`, or a `.conflist` whose multus entry is
 /// taken, with the list's `name` and `cniVersion` as a runtime injects them).
 pub fn read_plugin_stdin(path: &Path) -> Result<PluginStdin, CtlError> {
@@ -78,7 +76,7 @@ pub fn read_plugin_stdin(path: &Path) -> Result<PluginStdin, CtlError> {
         .find(|p| {
             p.get("type")
                 .and_then(Value::as_str)
-                .is_some_and(|t| MULTUS_TYPES.contains(&t))
+                .is_some_and(|t| MULTUS_PLUGIN_TYPES.contains(&t))
         })
         .ok_or_else(|| {
             invalid_conf(path, "a config list without a multus or multus-shim plugin")

@@ -20,6 +20,7 @@ use multus_cni::state_store::FileStateStore;
 use multus_core::config::MultusConf;
 use multus_core::daemon_api::Request;
 use multus_core::delegate::DelegateConfig;
+use multus_core::generate::MULTUS_PLUGIN_TYPES;
 use multus_core::request::PodRef;
 use multus_core::seams::{ClusterApi, StateStore};
 use multus_core::state::SandboxState;
@@ -27,9 +28,6 @@ use serde_json::Map;
 use tokio::sync::watch;
 
 use crate::server::{self, Daemon};
-
-/// The plugin types multus runs as, to find multus' entry in a config list.
-const MULTUS_TYPES: &[&str] = &["multus-shim", "multus"];
 
 /// Reap stale records every `period` until shutdown.
 pub async fn run(
@@ -209,7 +207,7 @@ fn runtime_stdin(path: &Path) -> Result<Vec<u8>, String> {
     let index = config
         .plugin_types()
         .iter()
-        .position(|t| MULTUS_TYPES.contains(t))
+        .position(|t| MULTUS_PLUGIN_TYPES.contains(t))
         .ok_or_else(|| "no multus-shim or multus plugin in it".to_owned())?;
     Ok(config.plugin_stdin(index, &Map::new(), None))
 }
