@@ -4,6 +4,7 @@
 
 mod child;
 pub mod process;
+mod spawn;
 
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
@@ -54,7 +55,7 @@ impl<'a> CniEnv<'a> {
     }
 }
 
-/// Runs plugins with `std::process`, blocking the calling thread.
+/// Runs plugins with the runner of [`process`], blocking the calling thread.
 ///
 /// The child's environment is built explicitly: the `CNI_*` variables of the call and
 /// `PATH` (plugins such as bridge and portmap run `iptables`).
@@ -89,7 +90,7 @@ impl ProcessExec {
     }
 
     /// Run plugins under `chroot(dir)` (upstream's "exec under chroot", `chrootDir`):
-    /// only the child changes root, between fork and exec.
+    /// only the child changes root, before exec.
     pub fn with_chroot(mut self, dir: &Path) -> Result<Self, ChrootError> {
         use std::os::unix::ffi::OsStrExt;
         let c = std::ffi::CString::new(dir.as_os_str().as_bytes())

@@ -4,8 +4,8 @@
 //! traits (delegate plugins run as child processes, per-sandbox state on disk, network
 //! namespace inspection, CNI config files and file-based NetworkAttachmentDefinitions)
 //! and the CNI protocol edge used by the thin `multus` binary.
-// Unsafe code is refused everywhere but in `exec::child`, which must run code in a
-// forked child before exec.
+// Unsafe code is refused everywhere but in `exec::spawn`, which starts a delegate with
+// clone(CLONE_VM | CLONE_VFORK) and runs a few system calls in the child before exec.
 #![deny(unsafe_code)]
 
 pub mod cluster;

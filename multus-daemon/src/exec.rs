@@ -1,7 +1,7 @@
 //! Delegate plugins run as child processes of the daemon through multus-cni's one
 //! runner ([`PooledExec`]: on tokio's blocking pool, a time limit that kills the
 //! plugin's whole process group, bounded output, the plugin dying with the daemon, and
-//! optionally `chroot(chrootDir)` in the child between fork and exec, upstream's "exec
+//! optionally `chroot(chrootDir)` in the child before exec, upstream's "exec
 //! under chroot", for plugins that need host files). The daemon's own threads never
 //! change root. This module adds the per-plugin duration metric.
 

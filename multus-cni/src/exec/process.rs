@@ -12,19 +12,23 @@
 //!   whole group is killed, so a forked grandchild does not survive it.
 //! - stdout and stderr are each kept up to `output_limit` bytes; a child printing more
 //!   is killed and the call ends in [`End::OutputLimit`].
-//! - The child's exit is noticed even when a background process it left holds its
-//!   stdout open.
+//! - The child's exit is noticed (through a pidfd, in the same `poll` as its output)
+//!   even when a background process it left holds its stdout open.
+//! - The child is started the way `posix_spawn` starts one (`clone` with `CLONE_VM`,
+//!   no copy of the caller's page tables), see `spawn.rs`.
 
 use std::ffi::CStr;
+use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use super::child::Child;
 
 /// The most a plugin may print on stdout, and separately on stderr: 4 MiB.
 pub const DEFAULT_OUTPUT_LIMIT: usize = 4 * 1024 * 1024;
@@ -36,9 +40,9 @@ const SPAWN_RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// Stdin documents up to this size are written before reading the output; a plugin
 /// reads its config before printing anything, and the pipe buffer (64 KiB) holds it.
 const INLINE_STDIN_LIMIT: usize = 16 * 1024;
-/// How often the child's exit is checked while its pipes stay open.
+/// How often the child's exit is checked where the kernel offers no pidfd.
 const EXIT_CHECK_INTERVAL: Duration = Duration::from_millis(50);
-/// Longest pause between exit checks once both pipes are closed.
+/// Longest pause between exit checks once both pipes are closed (no pidfd).
 const WAIT_PAUSE_MAX: Duration = Duration::from_millis(10);
 /// Bytes read from a pipe at once.
 const CHUNK: usize = 16 * 1024;
@@ -56,7 +60,7 @@ pub struct Spawn<'a> {
     pub timeout: Duration,
     /// Most bytes kept of stdout, and of stderr; more kills the child.
     pub output_limit: usize,
-    /// A directory to `chroot` into between fork and exec (the daemon's `chrootDir`).
+    /// A directory to `chroot` into in the child before exec (the daemon's `chrootDir`).
     pub chroot: Option<&'a Arc<CStr>>,
 }
 
@@ -111,15 +115,15 @@ pub fn run(spawn: &Spawn<'_>) -> std::io::Result<Finished> {
     let end = match output.collect(&mut child, deadline) {
         Ok(Some(status)) => End::Exited(status),
         Ok(None) => {
-            kill_group(&mut child);
+            child.kill_group();
             End::TimedOut
         }
         Err(Collect::Limit(stream)) => {
-            kill_group(&mut child);
+            child.kill_group();
             End::OutputLimit(stream)
         }
         Err(Collect::Io(e)) => {
-            kill_group(&mut child);
+            child.kill_group();
             return Err(e);
         }
     };
@@ -132,20 +136,12 @@ pub fn run(spawn: &Spawn<'_>) -> std::io::Result<Finished> {
 
 /// Spawn the child, retrying while its binary is busy being written.
 fn start(spawn: &Spawn<'_>) -> std::io::Result<Child> {
+    let chroot = spawn.chroot.map(|root| &**root);
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let mut command = Command::new(spawn.binary);
-        command
-            .env_clear()
-            .envs(spawn.env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        super::child::prepare(&mut command, spawn.chroot.cloned());
-        match command.spawn() {
-            // An installer is copying the binary: a fresh command a moment later.
+        match Child::start(spawn.binary, spawn.env, chroot) {
+            // An installer is copying the binary: again a moment later.
             Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) && attempt < SPAWN_ATTEMPTS => {
                 std::thread::sleep(SPAWN_RETRY_PAUSE);
             }
@@ -172,18 +168,6 @@ fn feed_stdin(child: &mut Child, stdin: &[u8]) {
     });
 }
 
-/// Kill the child's process group (the child leads it), then reap the child.
-fn kill_group(child: &mut Child) {
-    if let Ok(pid) = i32::try_from(child.id()) {
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
 /// Why collecting stopped early.
 enum Collect {
     Limit(Stream),
@@ -198,8 +182,8 @@ impl From<std::io::Error> for Collect {
 
 /// The child's two output pipes and what was read from them.
 struct Output {
-    stdout_pipe: Option<ChildStdout>,
-    stderr_pipe: Option<ChildStderr>,
+    stdout_pipe: Option<File>,
+    stderr_pipe: Option<File>,
     stdout: Vec<u8>,
     stderr: Vec<u8>,
     limit: usize,
@@ -228,7 +212,7 @@ impl Output {
             if remaining.is_zero() {
                 return Ok(None);
             }
-            let [stdout_ready, stderr_ready] = self.wait_readable(remaining)?;
+            let [stdout_ready, stderr_ready, exited] = self.wait_readable(child, remaining)?;
             if stdout_ready {
                 read_ready(&mut self.stdout_pipe, &mut self.stdout, self.limit)
                     .map_err(|()| Collect::Limit(Stream::Stdout))?;
@@ -237,9 +221,10 @@ impl Output {
                 read_ready(&mut self.stderr_pipe, &mut self.stderr, self.limit)
                     .map_err(|()| Collect::Limit(Stream::Stderr))?;
             }
-            if !stdout_ready && !stderr_ready && child.try_wait()?.is_some() {
-                // Exited, and something it left behind holds the pipes: take what is
-                // buffered and stop reading.
+            let check_exit = exited || (child.exit.is_none() && !stdout_ready && !stderr_ready);
+            if check_exit && child.try_wait()?.is_some() {
+                // Exited, and maybe something it left behind holds the pipes: take
+                // what is buffered and stop reading.
                 drain_nonblocking(&mut self.stdout_pipe, &mut self.stdout, self.limit)
                     .map_err(|()| Collect::Limit(Stream::Stdout))?;
                 drain_nonblocking(&mut self.stderr_pipe, &mut self.stderr, self.limit)
@@ -249,30 +234,43 @@ impl Output {
         Ok(wait_until(child, deadline)?)
     }
 
-    /// `poll` the open pipes for at most `remaining` (and at most the exit-check
-    /// interval); which of them are readable.
-    fn wait_readable(&self, remaining: Duration) -> std::io::Result<[bool; 2]> {
-        let timeout =
-            PollTimeout::try_from(remaining.min(EXIT_CHECK_INTERVAL)).unwrap_or(PollTimeout::MAX);
+    /// `poll` the open pipes and the child's pidfd for at most `remaining` (and at
+    /// most the exit-check interval without a pidfd); which of stdout, stderr and the
+    /// exit are ready.
+    fn wait_readable(&self, child: &Child, remaining: Duration) -> std::io::Result<[bool; 3]> {
+        let limit = if child.exit.is_some() {
+            remaining
+        } else {
+            remaining.min(EXIT_CHECK_INTERVAL)
+        };
         let open = [
             self.stdout_pipe.as_ref().map(AsFd::as_fd),
             self.stderr_pipe.as_ref().map(AsFd::as_fd),
+            child.exit.as_ref().map(AsFd::as_fd),
         ];
-        let indexes: Vec<usize> = (0..2).filter(|&i| open[i].is_some()).collect();
-        let mut fds: Vec<PollFd<'_>> = open
-            .iter()
-            .flatten()
-            .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
-            .collect();
-        match poll(&mut fds, timeout) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e.into()),
+        let mut indexes = [0usize; 3];
+        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(3);
+        for (index, fd) in open.iter().enumerate() {
+            if let Some(fd) = fd {
+                indexes[fds.len()] = index;
+                fds.push(PollFd::new(*fd, PollFlags::POLLIN));
+            }
         }
-        let mut ready = [false; 2];
+        poll_once(&mut fds, limit)?;
+        let mut ready = [false; 3];
         for (index, fd) in indexes.iter().zip(&fds) {
             ready[*index] = is_ready(fd);
         }
         Ok(ready)
+    }
+}
+
+/// One `poll` for at most `limit`; an interruption counts as nothing ready.
+fn poll_once(fds: &mut [PollFd<'_>], limit: Duration) -> std::io::Result<()> {
+    let timeout = PollTimeout::try_from(limit).unwrap_or(PollTimeout::MAX);
+    match poll(fds, timeout) {
+        Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -288,8 +286,16 @@ fn wait_until(child: &mut Child, deadline: Instant) -> std::io::Result<Option<Ex
         if remaining.is_zero() {
             return Ok(None);
         }
-        std::thread::sleep(pause.min(remaining));
-        pause = (pause * 2).min(WAIT_PAUSE_MAX);
+        match &child.exit {
+            Some(exit) => poll_once(
+                &mut [PollFd::new(exit.as_fd(), PollFlags::POLLIN)],
+                remaining,
+            )?,
+            None => {
+                std::thread::sleep(pause.min(remaining));
+                pause = (pause * 2).min(WAIT_PAUSE_MAX);
+            }
+        }
     }
 }
 
@@ -437,6 +443,57 @@ mod tests {
         let started = Instant::now();
         assert_eq!(run(&call).unwrap().end, End::TimedOut);
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    fn status_field(status: &str, name: &str) -> String {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_child_starts_with_default_signal_handling() {
+        use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+        // On a thread of its own: the blocked signal is this test's only. Rust
+        // programs ignore SIGPIPE; the child must not inherit either.
+        std::thread::spawn(|| {
+            let mut blocked = SigSet::empty();
+            blocked.add(Signal::SIGUSR1);
+            pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&blocked), None).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let binary = script(dir.path(), "status", "exec cat /proc/self/status");
+            let out = run(&spawn(&binary, &[])).unwrap();
+            let status = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert_eq!(
+                status_field(&status, "SigBlk:"),
+                "0000000000000000",
+                "{status}"
+            );
+            let ignored = u64::from_str_radix(&status_field(&status, "SigIgn:"), 16).unwrap();
+            assert_eq!(ignored & (1 << (Signal::SIGPIPE as u64 - 1)), 0, "{status}");
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn the_child_leads_its_own_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = script(dir.path(), "stat", "exec cat /proc/self/stat");
+        let out = run(&spawn(&binary, &[])).unwrap();
+        let stat = String::from_utf8_lossy(&out.stdout).into_owned();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        let pid: &str = stat.split_whitespace().next().unwrap();
+        // After the command name: state, ppid, pgrp.
+        assert_eq!(fields[2], pid, "{stat}");
+        assert_eq!(fields[1], std::process::id().to_string(), "{stat}");
     }
 
     #[test]

@@ -139,8 +139,8 @@ impl Engine<'_> {
             exec: &concurrent_exec,
             ..invoker.clone()
         };
-        let limit = self.conf.parallel_attach_limit();
         for range in stages(&state.attachments, state.parallel_attach) {
+            let limit = self.stage_limit(range.len());
             let runner = if range.len() > 1 {
                 &concurrent
             } else {
@@ -180,6 +180,16 @@ impl Engine<'_> {
         Ok(())
     }
 
+    /// How many delegates of a stage of `len` run at once: the limit is only looked up
+    /// (it may read the CPU count and the cgroup's quota) for a stage that can overlap.
+    fn stage_limit(&self, len: usize) -> usize {
+        if len > 1 {
+            self.conf.parallel_attach_limit()
+        } else {
+            1
+        }
+    }
+
     /// DEL the delegates of `attachments` in reverse stages (concurrently within a
     /// stage when `parallel`); the outcome of each, by index.
     pub(super) async fn detach_all(
@@ -200,9 +210,10 @@ impl Engine<'_> {
             } else {
                 invoker
             };
+            let limit = self.stage_limit(range.len());
             let (done, _) = run_stage(
                 range.rev(),
-                self.conf.parallel_attach_limit(),
+                limit,
                 |i| runner.del(&attachments[i].delegate, attachments[i].result.as_ref()),
                 |_| false,
             )
