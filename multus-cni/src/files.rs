@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use multus_core::seams::ConfigFiles;
 
 /// File extensions of CNI config files, as libcni recognises them.
@@ -12,6 +13,7 @@ const CONFIG_EXTENSIONS: &[&str] = &["conf", "conflist", "json"];
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FsConfigFiles;
 
+#[async_trait]
 impl ConfigFiles for FsConfigFiles {
     fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
         std::fs::read(path)
@@ -44,20 +46,36 @@ impl ConfigFiles for FsConfigFiles {
         path.exists()
     }
 
-    /// Polls with `std::thread::sleep`: the thin plugin has nothing else to do meanwhile
-    /// (on the Kubernetes path no request is in flight yet when it waits).
-    fn wait_for(&self, path: &Path, timeout: Duration, interval: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if path.exists() {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            tracing::info!(path = %path.display(), "waiting for readinessindicatorfile");
-            std::thread::sleep(interval.min(deadline - now));
+    async fn wait_for(&self, path: &Path, timeout: Duration, interval: Duration) -> bool {
+        wait_for_path(path, timeout, interval).await
+    }
+}
+
+/// Wait until something exists at `path`, checking every `interval` for at most
+/// `timeout`; whether it exists.
+///
+/// Sleeps with `tokio::time::sleep` when called on a tokio runtime (which must have its
+/// timer enabled, as the daemon's and the thin plugin's Kubernetes runtime do), so that
+/// no thread of the runtime is held while waiting. Without one (the thin plugin's path
+/// without an API server, driven by a plain executor, with nothing else to do) it
+/// sleeps the calling thread.
+pub async fn wait_for_path(path: &Path, timeout: Duration, interval: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let on_tokio = tokio::runtime::Handle::try_current().is_ok();
+    loop {
+        if path.exists() {
+            return true;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        tracing::info!(path = %path.display(), "waiting for readinessindicatorfile");
+        let pause = interval.min(deadline - now);
+        if on_tokio {
+            tokio::time::sleep(pause).await;
+        } else {
+            std::thread::sleep(pause);
         }
     }
 }
@@ -104,7 +122,8 @@ mod tests {
         let path = dir.path().join("ready");
         let started = Instant::now();
         let short = Duration::from_millis(30);
-        assert!(!FsConfigFiles.wait_for(&path, Duration::from_millis(100), short));
+        let wait = |timeout| pollster::block_on(FsConfigFiles.wait_for(&path, timeout, short));
+        assert!(!wait(Duration::from_millis(100)));
         assert!(started.elapsed() >= Duration::from_millis(100));
         let writer = {
             let path = path.clone();
@@ -113,7 +132,27 @@ mod tests {
                 std::fs::write(path, "").unwrap();
             })
         };
-        assert!(FsConfigFiles.wait_for(&path, Duration::from_secs(5), short));
+        assert!(wait(Duration::from_secs(5)));
         writer.join().unwrap();
+    }
+
+    /// On a current-thread runtime the wait must not hold the thread: the task that
+    /// creates the file runs on that same thread.
+    #[tokio::test(flavor = "current_thread")]
+    async fn waiting_on_a_current_thread_runtime_lets_its_other_tasks_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ready");
+        let writer = {
+            let path = path.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                std::fs::write(path, "").unwrap();
+            })
+        };
+        let found = FsConfigFiles
+            .wait_for(&path, Duration::from_secs(2), Duration::from_millis(20))
+            .await;
+        assert!(found, "the writer task never ran while waiting");
+        writer.await.unwrap();
     }
 }

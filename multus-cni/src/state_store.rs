@@ -165,7 +165,7 @@ impl FileStateStore {
     }
 
     /// Take the lock, retrying when the lock file was removed and recreated meanwhile.
-    fn lock_blocking(&self, container_id: &str) -> Result<FileLock, StateError> {
+    fn take_lock(&self, container_id: &str) -> Result<FileLock, StateError> {
         let id = self.checked_id(container_id)?;
         if !Self::storable(id) {
             return Ok(FileLock::none());
@@ -286,13 +286,17 @@ impl FileStateStore {
     }
 }
 
-#[async_trait]
-impl StateStore for FileStateStore {
-    async fn lock(&self, container_id: &str) -> Result<Box<dyn StateLock>, StateError> {
-        Ok(Box::new(self.lock_blocking(container_id)?))
+/// The store's blocking operations: each one does its file I/O (`flock`, reads, writes
+/// with `fsync`) on the calling thread. The [`StateStore`] implementation calls them in
+/// place; a caller on a shared async runtime runs them on its blocking pool instead.
+impl FileStateStore {
+    /// [`StateStore::lock`], blocking until the lock is free.
+    pub fn lock_blocking(&self, container_id: &str) -> Result<FileLock, StateError> {
+        self.take_lock(container_id)
     }
 
-    fn load(&self, container_id: &str) -> Result<Option<SandboxState>, StateError> {
+    /// [`StateStore::load`], blocking.
+    pub fn load_blocking(&self, container_id: &str) -> Result<Option<SandboxState>, StateError> {
         let id = self.checked_id(container_id)?;
         if !Self::storable(id) {
             return Ok(None);
@@ -317,20 +321,23 @@ impl StateStore for FileStateStore {
         }
     }
 
-    fn save(&self, state: &SandboxState) -> Result<(), StateError> {
+    /// [`StateStore::save`], blocking until the record is on disk.
+    pub fn save_blocking(&self, state: &SandboxState) -> Result<(), StateError> {
         self.write(state, multus_host::atomic::write_atomic)
     }
 
-    fn update(&self, state: &SandboxState) -> Result<(), StateError> {
+    /// [`StateStore::update`], blocking.
+    pub fn update_blocking(&self, state: &SandboxState) -> Result<(), StateError> {
         self.write(state, multus_host::atomic::replace_atomic_unsynced)
     }
 
-    fn list(&self) -> Result<Vec<String>, StateError> {
+    /// [`StateStore::list`], blocking.
+    pub fn list_blocking(&self) -> Result<Vec<String>, StateError> {
         self.list_ids()
     }
 
-    /// Remove the record; the lock file goes when its holder releases it.
-    fn remove(&self, container_id: &str) -> Result<(), StateError> {
+    /// [`StateStore::remove`], blocking. The lock file goes when its holder releases it.
+    pub fn remove_blocking(&self, container_id: &str) -> Result<(), StateError> {
         let id = self.checked_id(container_id)?;
         if !Self::storable(id) {
             return Ok(());
@@ -349,19 +356,26 @@ impl StateStore for FileStateStore {
         }
     }
 
-    fn upstream(&self, container_id: &str) -> Result<Option<UpstreamSandbox>, StateError> {
+    /// [`StateStore::upstream`], blocking.
+    pub fn upstream_blocking(
+        &self,
+        container_id: &str,
+    ) -> Result<Option<UpstreamSandbox>, StateError> {
         self.upstream_caches().read(container_id)
     }
 
-    fn remove_upstream(&self, sandbox: &UpstreamSandbox) -> Result<(), StateError> {
+    /// [`StateStore::remove_upstream`], blocking.
+    pub fn remove_upstream_blocking(&self, sandbox: &UpstreamSandbox) -> Result<(), StateError> {
         self.upstream_caches().remove(sandbox)
     }
 
-    fn list_upstream(&self) -> Result<Vec<String>, StateError> {
+    /// [`StateStore::list_upstream`], blocking.
+    pub fn list_upstream_blocking(&self) -> Result<Vec<String>, StateError> {
         self.upstream_caches().list()
     }
 
-    fn note_unknown(
+    /// [`StateStore::note_unknown`], blocking.
+    pub fn note_unknown_blocking(
         &self,
         container_id: &str,
         note: Option<&UnknownAttachments>,
@@ -370,29 +384,65 @@ impl StateStore for FileStateStore {
     }
 }
 
+/// Runs each blocking operation inside its future, on the calling thread: right for the
+/// thin plugin, which serves one request on a runtime of its own (nothing else waits
+/// for that thread). On a runtime shared by many requests, wrap the store so that these
+/// calls run on the blocking pool (as the daemon does).
+#[async_trait]
+impl StateStore for FileStateStore {
+    async fn lock(&self, container_id: &str) -> Result<Box<dyn StateLock>, StateError> {
+        Ok(Box::new(self.lock_blocking(container_id)?))
+    }
+
+    async fn load(&self, container_id: &str) -> Result<Option<SandboxState>, StateError> {
+        self.load_blocking(container_id)
+    }
+
+    async fn save(&self, state: &SandboxState) -> Result<(), StateError> {
+        self.save_blocking(state)
+    }
+
+    async fn update(&self, state: &SandboxState) -> Result<(), StateError> {
+        self.update_blocking(state)
+    }
+
+    async fn list(&self) -> Result<Vec<String>, StateError> {
+        self.list_blocking()
+    }
+
+    async fn remove(&self, container_id: &str) -> Result<(), StateError> {
+        self.remove_blocking(container_id)
+    }
+
+    async fn upstream(&self, container_id: &str) -> Result<Option<UpstreamSandbox>, StateError> {
+        self.upstream_blocking(container_id)
+    }
+
+    async fn remove_upstream(&self, sandbox: &UpstreamSandbox) -> Result<(), StateError> {
+        self.remove_upstream_blocking(sandbox)
+    }
+
+    async fn list_upstream(&self) -> Result<Vec<String>, StateError> {
+        self.list_upstream_blocking()
+    }
+
+    async fn note_unknown(
+        &self,
+        container_id: &str,
+        note: Option<&UnknownAttachments>,
+    ) -> Result<(), StateError> {
+        self.note_unknown_blocking(container_id, note)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use multus_core::cni::CniVersion;
-    use multus_core::state::{Phase, STATE_FORMAT};
+    use multus_core::state::Phase;
     use std::os::unix::fs::PermissionsExt;
 
     fn state(id: &str) -> SandboxState {
-        SandboxState {
-            format: STATE_FORMAT,
-            container_id: id.into(),
-            netns: "/var/run/netns/x".into(),
-            ifname: "eth0".into(),
-            pod_namespace: "ns".into(),
-            pod_name: "p".into(),
-            pod_uid: "u".into(),
-            cni_version: CniVersion::V1_0_0,
-            phase: Phase::Added,
-            attachments: vec![],
-            network_status: vec![],
-            multus_network: None,
-            parallel_attach: false,
-        }
+        multus_core::testing::empty_record(id, Phase::Added)
     }
 
     #[test]
@@ -400,8 +450,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStateStore::new(dir.path());
         let lock = store.lock_blocking("abc").unwrap();
-        store.save(&state("abc")).unwrap();
-        assert_eq!(store.load("abc").unwrap(), Some(state("abc")));
+        store.save_blocking(&state("abc")).unwrap();
+        assert_eq!(store.load_blocking("abc").unwrap(), Some(state("abc")));
         let mode = std::fs::metadata(store.record_path("abc"))
             .unwrap()
             .permissions()
@@ -409,12 +459,12 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let dir_mode = std::fs::metadata(store.dir()).unwrap().permissions().mode();
         assert_eq!(dir_mode & 0o777, 0o700);
-        assert_eq!(store.list().unwrap(), vec!["abc"]);
+        assert_eq!(store.list_blocking().unwrap(), vec!["abc"]);
         drop(lock);
-        store.remove("abc").unwrap();
-        assert_eq!(store.load("abc").unwrap(), None);
-        assert!(store.list().unwrap().is_empty());
-        store.remove("abc").unwrap();
+        store.remove_blocking("abc").unwrap();
+        assert_eq!(store.load_blocking("abc").unwrap(), None);
+        assert!(store.list_blocking().unwrap().is_empty());
+        store.remove_blocking("abc").unwrap();
     }
 
     #[test]
@@ -423,7 +473,7 @@ mod tests {
         let store = FileStateStore::new(dir.path());
         store.ensure_dir().unwrap();
         std::fs::write(store.record_path("bad"), b"{\"format\":1,").unwrap();
-        match store.load("bad") {
+        match store.load_blocking("bad") {
             Err(StateError::Corrupt { kept_at, .. }) => {
                 assert!(kept_at.exists());
                 assert!(!store.record_path("bad").exists());
@@ -436,7 +486,7 @@ mod tests {
     fn escaping_container_ids_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStateStore::new(dir.path());
-        assert!(store.load("../../etc/passwd").is_err());
+        assert!(store.load_blocking("../../etc/passwd").is_err());
         assert!(store.lock_blocking("a/b").is_err());
     }
 
@@ -456,7 +506,7 @@ mod tests {
                 .is_err()
         );
         // The holder removes the record and its lock file, as DEL does.
-        store.remove("c").unwrap();
+        store.remove_blocking("c").unwrap();
         drop(first);
         rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
         waiter.join().unwrap();
@@ -471,7 +521,7 @@ mod tests {
         assert!(std::fs::read_dir(store.dir()).unwrap().next().is_none());
         // A request that kept a record (a failed DEL): the record stays, not the lock.
         let lock = store.lock_blocking("kept").unwrap();
-        store.save(&state("kept")).unwrap();
+        store.save_blocking(&state("kept")).unwrap();
         drop(lock);
         assert!(store.record_path("kept").exists());
         assert!(!store.lock_path("kept").exists());
@@ -486,7 +536,7 @@ mod tests {
         std::fs::write(&victim, "precious").unwrap();
         std::os::unix::fs::symlink(&victim, store.lock_path("c1")).unwrap();
         let lock = store.lock_blocking("c1").unwrap();
-        store.save(&state("c1")).unwrap();
+        store.save_blocking(&state("c1")).unwrap();
         drop(lock);
         assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
         assert!(!store.lock_path("c1").exists());
@@ -505,13 +555,16 @@ mod tests {
             let temp = multus_host::atomic::temp_path(&record, attempt);
             std::os::unix::fs::symlink(&victim, temp).unwrap();
         }
-        store.save(&state("c1")).unwrap();
+        store.save_blocking(&state("c1")).unwrap();
         assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
-        assert_eq!(store.load("c1").unwrap(), Some(state("c1")));
+        assert_eq!(store.load_blocking("c1").unwrap(), Some(state("c1")));
         // A symlink in place of the record itself is not read through either.
         std::fs::remove_file(&record).unwrap();
         std::os::unix::fs::symlink(&victim, &record).unwrap();
-        assert!(matches!(store.load("c1"), Err(StateError::Corrupt { .. })));
+        assert!(matches!(
+            store.load_blocking("c1"),
+            Err(StateError::Corrupt { .. })
+        ));
         assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
     }
 
@@ -532,21 +585,24 @@ mod tests {
         let store = FileStateStore::new(dir.path());
         let longest = "a".repeat(MAX_CONTAINER_ID_BYTES);
         let lock = store.lock_blocking(&longest).unwrap();
-        store.save(&state(&longest)).unwrap();
-        assert_eq!(store.load(&longest).unwrap(), Some(state(&longest)));
+        store.save_blocking(&state(&longest)).unwrap();
+        assert_eq!(
+            store.load_blocking(&longest).unwrap(),
+            Some(state(&longest))
+        );
         drop(lock);
         // Its corrupt record is kept under a name that fits.
         std::fs::write(store.record_path(&longest), b"{").unwrap();
-        match store.load(&longest) {
+        match store.load_blocking(&longest) {
             Err(StateError::Corrupt { kept_at, .. }) => assert!(kept_at.exists()),
             other => panic!("unexpected {other:?}"),
         }
 
         let too_long = "b".repeat(300);
         let _lock = store.lock_blocking(&too_long).unwrap();
-        assert_eq!(store.load(&too_long).unwrap(), None);
-        store.remove(&too_long).unwrap();
-        match store.save(&state(&too_long)) {
+        assert_eq!(store.load_blocking(&too_long).unwrap(), None);
+        store.remove_blocking(&too_long).unwrap();
+        match store.save_blocking(&state(&too_long)) {
             Err(e @ StateError::Unstorable { length: 300, .. }) => {
                 assert!(e.to_string().contains("up to 250 bytes"), "{e}");
             }

@@ -83,22 +83,22 @@ impl StateStore for MemoryState {
     async fn lock(&self, _: &str) -> Result<Box<dyn StateLock>, StateError> {
         Ok(Box::new(NoLock))
     }
-    fn load(&self, id: &str) -> Result<Option<SandboxState>, StateError> {
+    async fn load(&self, id: &str) -> Result<Option<SandboxState>, StateError> {
         Ok(self.0.lock().ok().and_then(|m| m.get(id).cloned()))
     }
-    fn save(&self, state: &SandboxState) -> Result<(), StateError> {
+    async fn save(&self, state: &SandboxState) -> Result<(), StateError> {
         if let Ok(mut records) = self.0.lock() {
             records.insert(state.container_id.clone(), state.clone());
         }
         Ok(())
     }
-    fn remove(&self, id: &str) -> Result<(), StateError> {
+    async fn remove(&self, id: &str) -> Result<(), StateError> {
         if let Ok(mut records) = self.0.lock() {
             records.remove(id);
         }
         Ok(())
     }
-    fn list(&self) -> Result<Vec<String>, StateError> {
+    async fn list(&self) -> Result<Vec<String>, StateError> {
         Ok(self
             .0
             .lock()
@@ -193,7 +193,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "result for the runtime: {}",
         String::from_utf8_lossy(&result)
     );
-    if let Some(record) = state.load("example")? {
+    if let Some(record) = pollster::block_on(state.load("example"))? {
         println!(
             "network-status: {}",
             multus_core::nad::status::annotation_value(&record.network_status)

@@ -292,7 +292,7 @@ impl MultusConf {
 
     /// Parse the configuration the runtime passed on stdin.
     pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
-        let raw: RawConf = serde_json::from_slice(bytes)?;
+        let mut raw: RawConf = serde_json::from_slice(bytes)?;
         for key in raw.unknown.keys() {
             if !TOLERATED_KEYS.contains(&key.as_str()) {
                 tracing::debug!(key, "ignoring unknown multus configuration key");
@@ -303,34 +303,23 @@ impl MultusConf {
         } else {
             raw.cni_version.parse()?
         };
-        let cluster_network = raw.cluster_network.filter(|c| !c.is_empty());
-        if cluster_network.is_none() && raw.delegates.is_empty() {
-            return Err(ConfigError::NoClusterNetwork);
-        }
-        // Upstream ignores `delegates` entirely when `clusterNetwork` is set.
-        let delegates = if cluster_network.is_some() {
-            Vec::new()
-        } else {
-            raw.delegates
-        };
-        for (index, delegate) in delegates.iter().enumerate() {
-            if let Err(reason) = crate::delegate::DelegateConfig::from_value(delegate) {
-                return Err(ConfigError::InvalidDelegate {
-                    index,
-                    reason: reason.to_string(),
-                });
-            }
-        }
-        let global_namespaces = match raw.global_namespaces {
-            Some(list) => list
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            None => vec!["default".to_owned()],
-        };
-        Ok(Self {
+        let (cluster_network, delegates) = cluster_network(&mut raw)?;
+        Ok(Self::from_checked(
+            raw,
+            cni_version,
+            cluster_network,
+            delegates,
+        ))
+    }
+
+    /// The configuration from its checked parts, with defaults applied.
+    fn from_checked(
+        raw: RawConf,
+        cni_version: CniVersion,
+        cluster_network: Option<String>,
+        delegates: Vec<Value>,
+    ) -> Self {
+        Self {
             name: raw.name,
             plugin_type: raw.plugin_type,
             cni_version,
@@ -356,7 +345,7 @@ impl MultusConf {
                 .readiness_indicator_file
                 .filter(|p| !p.as_os_str().is_empty()),
             namespace_isolation: raw.namespace_isolation,
-            global_namespaces,
+            global_namespaces: global_namespaces(raw.global_namespaces),
             retry_delete_on_error: raw.retry_delete_on_error,
             auxiliary_cni_chain_name: raw.auxiliary_cni_chain_name.filter(|n| !n.is_empty()),
             capabilities: raw.capabilities,
@@ -394,7 +383,7 @@ impl MultusConf {
             device_info_dir: non_empty_or(raw.device_info_dir, DEFAULT_DEVICE_INFO_DIR),
             parallel_attach: raw.parallel_attach,
             parallel_attach_limit: raw.parallel_attach_limit.filter(|n| *n > 0),
-        })
+        }
     }
 
     /// The pod annotations the runtime passed in `runtimeConfig`, when the configuration
@@ -414,6 +403,43 @@ impl MultusConf {
                 .collect(),
         )
     }
+}
+
+/// `globalNamespaces`: a comma-separated list, `default` when unset.
+fn global_namespaces(list: Option<String>) -> Vec<String> {
+    match list {
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        None => vec!["default".to_owned()],
+    }
+}
+
+/// The cluster network and the static `delegates` (taken out of `raw`): one of them
+/// must be set, and every delegate must be a valid config.
+fn cluster_network(raw: &mut RawConf) -> Result<(Option<String>, Vec<Value>), ConfigError> {
+    let cluster_network = raw.cluster_network.take().filter(|c| !c.is_empty());
+    if cluster_network.is_none() && raw.delegates.is_empty() {
+        return Err(ConfigError::NoClusterNetwork);
+    }
+    // Upstream ignores `delegates` entirely when `clusterNetwork` is set.
+    let delegates = if cluster_network.is_some() {
+        Vec::new()
+    } else {
+        std::mem::take(&mut raw.delegates)
+    };
+    for (index, delegate) in delegates.iter().enumerate() {
+        if let Err(reason) = crate::delegate::DelegateConfig::from_value(delegate) {
+            return Err(ConfigError::InvalidDelegate {
+                index,
+                reason: reason.to_string(),
+            });
+        }
+    }
+    Ok((cluster_network, delegates))
 }
 
 /// A positive, finite number of seconds (at most a day), else the default.

@@ -259,100 +259,14 @@ impl DaemonConfig {
                 reason: e.to_string(),
             })?;
         let keys = Keys { path, map: &raw };
-
-        let per_node_certificate = match keys.get("perNodeCertificate") {
-            None => None,
-            Some(value) => PerNodeCertificate::from_json(value)
-                .map_err(|reason| keys.error("perNodeCertificate", reason))?,
-        };
-        let connection_limit = match keys.get("connectionLimit") {
-            None => None,
-            Some(value) => match value.as_u64() {
-                Some(n) if n > 0 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
-                _ => {
-                    return Err(keys.wrong("connectionLimit", "an integer above 0", value));
-                }
-            },
-        };
-        let config_file = match keys.string("multusConfigFile")?.as_deref() {
-            None | Some("auto") => ConfigFileMode::Auto,
-            Some(path) => ConfigFileMode::Copy(PathBuf::from(path)),
-        };
-        let cni_config_dir = keys
-            .path("cniConfigDir")?
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_CNI_CONFIG_DIR));
-        let cni_version = keys.string("cniVersion")?;
-        if let Some(version) = &cni_version
-            && version.parse::<CniVersion>().is_err()
-        {
-            return Err(keys.error(
-                "cniVersion",
-                format!("unsupported CNI version {version:?} (0.1.0 to 1.1.0)"),
-            ));
-        }
-        let master_cni = keys.string("multusMasterCNI")?;
-        if let Some(name) = &master_cni
-            && name.contains('/')
-        {
-            return Err(keys.error(
-                "multusMasterCNI",
-                format!("{name:?} must be a file name inside multusAutoconfigDir"),
-            ));
-        }
-        let max_concurrent = keys
-            .integer("maxConcurrentRequests", 1, 100_000)?
-            .map_or(2 * cpus(), |n| usize::try_from(n).unwrap_or(usize::MAX));
-        let max_queued = keys
-            .integer("maxQueuedRequests", 0, 1_000_000)?
-            .map_or(DEFAULT_MAX_QUEUED, |n| {
-                usize::try_from(n).unwrap_or(usize::MAX)
-            });
-        let queue_timeout = keys
-            .seconds("queueTimeoutSeconds", true)?
-            .unwrap_or(DEFAULT_QUEUE_TIMEOUT_SECS);
-        let metrics_port = keys
-            .integer("metricsPort", 1, 65_535)?
-            .map(|p| u16::try_from(p).unwrap_or_default());
-        let metrics_address = keys
-            .string("metricsAddress")?
-            .unwrap_or_else(|| "0.0.0.0".to_owned());
-        if metrics_address.parse::<std::net::IpAddr>().is_err() {
-            return Err(keys.error(
-                "metricsAddress",
-                format!("{metrics_address:?} is not an IP address"),
-            ));
-        }
-        for dir_key in [
-            "socketDir",
-            "cniConfigDir",
-            "multusAutoconfigDir",
-            "chrootDir",
-        ] {
-            if let Some(dir) = keys.path(dir_key)?
-                && dir.is_relative()
-            {
-                return Err(keys.error(
-                    dir_key,
-                    format!("{} is not an absolute path", dir.display()),
-                ));
-            }
-        }
-        if let Some(level) = keys.string("logLevel")?
-            && !matches!(
-                level.to_ascii_lowercase().as_str(),
-                "debug" | "verbose" | "error" | "panic"
-            )
-        {
-            return Err(keys.error(
-                "logLevel",
-                format!("{level:?} is not one of debug, verbose, error, panic"),
-            ));
-        }
-        let log_options = match keys.get("logOptions") {
-            None => None,
-            Some(value @ Value::Object(_)) => Some(value.clone()),
-            Some(other) => return Err(keys.wrong("logOptions", "an object", other)),
-        };
+        // Checked in this order, so that the first bad key is the one reported.
+        let per_node_certificate = per_node_certificate(&keys)?;
+        let connection_limit = connection_limit(&keys)?;
+        let files = ConfigFileKeys::read(&keys)?;
+        let admission = AdmissionKeys::read(&keys)?;
+        let metrics = MetricsKeys::read(&keys)?;
+        check_directories(&keys)?;
+        let log_options = log_options(&keys)?;
         let multus = check_multus_keys(&keys)?;
 
         Ok(Self {
@@ -362,36 +276,31 @@ impl DaemonConfig {
                 .path("socketDir")?
                 .unwrap_or_else(|| PathBuf::from(crate::daemon_api::DEFAULT_SOCKET_DIR)),
             daemon_socket_dir: keys.string("daemonSocketDir")?,
-            metrics_port,
-            metrics_address,
+            metrics_port: metrics.port,
+            metrics_address: metrics.address,
             enable_pprof: keys.bool("enablePprof")?,
             connection_limit,
             log_file: keys.path("logFile")?,
             log_level: keys.string("logLevel")?,
             log_to_stderr: keys.bool("logToStderr")?,
             log_options,
-            config_file,
+            config_file: files.config_file,
             autoconfig_dir: keys
                 .path("multusAutoconfigDir")?
-                .unwrap_or_else(|| cni_config_dir.clone()),
-            master_cni,
-            cni_config_dir,
-            cni_version,
+                .unwrap_or_else(|| files.cni_config_dir.clone()),
+            master_cni: files.master_cni,
+            cni_config_dir: files.cni_config_dir,
+            cni_version: files.cni_version,
             force_cni_version: keys.bool("forceCNIVersion")?,
             override_network_name: keys.bool("overrideNetworkName")?,
             readiness_indicator_file: keys.path(READINESS_KEY)?,
             bin_dir: multus.bin_dir.clone(),
-            max_concurrent,
-            max_queued,
-            queue_timeout: Duration::from_secs_f64(queue_timeout),
+            max_concurrent: admission.max_concurrent,
+            max_queued: admission.max_queued,
+            queue_timeout: admission.queue_timeout,
             del_grace_seconds: keys.integer("daemonUnreachableDelGraceSeconds", 0, 31_536_000)?,
             ready_timeout_seconds: keys.seconds("daemonReadyTimeoutSeconds", false)?,
-            reap_stale_records: match keys.integer("reapStaleRecordsSeconds", 0, 31_536_000)? {
-                Some(0) => None,
-                seconds => Some(Duration::from_secs(
-                    seconds.unwrap_or(DEFAULT_REAP_STALE_RECORDS_SECS),
-                )),
-            },
+            reap_stale_records: reap_stale_records(&keys)?,
             kubeconfig: multus.kubeconfig.clone(),
             network_attachment_dir: multus.network_attachment_dir.clone(),
             api_timeout: multus.api_timeout,
@@ -452,6 +361,171 @@ impl DaemonConfig {
             "delegateTimeoutSeconds": self.delegate_timeout.as_secs(),
         })
     }
+}
+
+fn per_node_certificate(keys: &Keys<'_>) -> Result<Option<PerNodeCertificate>, ConfigError> {
+    match keys.get("perNodeCertificate") {
+        None => Ok(None),
+        Some(value) => PerNodeCertificate::from_json(value)
+            .map_err(|reason| keys.error("perNodeCertificate", reason)),
+    }
+}
+
+fn connection_limit(keys: &Keys<'_>) -> Result<Option<usize>, ConfigError> {
+    match keys.get("connectionLimit") {
+        None => Ok(None),
+        Some(value) => match value.as_u64() {
+            Some(n) if n > 0 => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
+            _ => Err(keys.wrong("connectionLimit", "an integer above 0", value)),
+        },
+    }
+}
+
+/// The keys of the multus configuration file the daemon writes or copies.
+struct ConfigFileKeys {
+    config_file: ConfigFileMode,
+    cni_config_dir: PathBuf,
+    cni_version: Option<String>,
+    master_cni: Option<String>,
+}
+
+impl ConfigFileKeys {
+    fn read(keys: &Keys<'_>) -> Result<Self, ConfigError> {
+        let config_file = match keys.string("multusConfigFile")?.as_deref() {
+            None | Some("auto") => ConfigFileMode::Auto,
+            Some(path) => ConfigFileMode::Copy(PathBuf::from(path)),
+        };
+        let cni_config_dir = keys
+            .path("cniConfigDir")?
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CNI_CONFIG_DIR));
+        let cni_version = keys.string("cniVersion")?;
+        if let Some(version) = &cni_version
+            && version.parse::<CniVersion>().is_err()
+        {
+            return Err(keys.error(
+                "cniVersion",
+                format!("unsupported CNI version {version:?} (0.1.0 to 1.1.0)"),
+            ));
+        }
+        let master_cni = keys.string("multusMasterCNI")?;
+        if let Some(name) = &master_cni
+            && name.contains('/')
+        {
+            return Err(keys.error(
+                "multusMasterCNI",
+                format!("{name:?} must be a file name inside multusAutoconfigDir"),
+            ));
+        }
+        Ok(Self {
+            config_file,
+            cni_config_dir,
+            cni_version,
+            master_cni,
+        })
+    }
+}
+
+/// The request admission keys: concurrency, queue length and wait.
+struct AdmissionKeys {
+    max_concurrent: usize,
+    max_queued: usize,
+    queue_timeout: Duration,
+}
+
+impl AdmissionKeys {
+    fn read(keys: &Keys<'_>) -> Result<Self, ConfigError> {
+        let max_concurrent = keys
+            .integer("maxConcurrentRequests", 1, 100_000)?
+            .map_or(2 * cpus(), |n| usize::try_from(n).unwrap_or(usize::MAX));
+        let max_queued = keys
+            .integer("maxQueuedRequests", 0, 1_000_000)?
+            .map_or(DEFAULT_MAX_QUEUED, |n| {
+                usize::try_from(n).unwrap_or(usize::MAX)
+            });
+        let queue_timeout = keys
+            .seconds("queueTimeoutSeconds", true)?
+            .unwrap_or(DEFAULT_QUEUE_TIMEOUT_SECS);
+        Ok(Self {
+            max_concurrent,
+            max_queued,
+            queue_timeout: Duration::from_secs_f64(queue_timeout),
+        })
+    }
+}
+
+/// Where the metrics are served.
+struct MetricsKeys {
+    port: Option<u16>,
+    address: String,
+}
+
+impl MetricsKeys {
+    fn read(keys: &Keys<'_>) -> Result<Self, ConfigError> {
+        let port = keys
+            .integer("metricsPort", 1, 65_535)?
+            .map(|p| u16::try_from(p).unwrap_or_default());
+        let address = keys
+            .string("metricsAddress")?
+            .unwrap_or_else(|| "0.0.0.0".to_owned());
+        if address.parse::<std::net::IpAddr>().is_err() {
+            return Err(keys.error(
+                "metricsAddress",
+                format!("{address:?} is not an IP address"),
+            ));
+        }
+        Ok(Self { port, address })
+    }
+}
+
+/// Every directory key must be an absolute path.
+fn check_directories(keys: &Keys<'_>) -> Result<(), ConfigError> {
+    for dir_key in [
+        "socketDir",
+        "cniConfigDir",
+        "multusAutoconfigDir",
+        "chrootDir",
+    ] {
+        if let Some(dir) = keys.path(dir_key)?
+            && dir.is_relative()
+        {
+            return Err(keys.error(
+                dir_key,
+                format!("{} is not an absolute path", dir.display()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Check `logLevel` and return `logOptions`.
+fn log_options(keys: &Keys<'_>) -> Result<Option<Value>, ConfigError> {
+    if let Some(level) = keys.string("logLevel")?
+        && !matches!(
+            level.to_ascii_lowercase().as_str(),
+            "debug" | "verbose" | "error" | "panic"
+        )
+    {
+        return Err(keys.error(
+            "logLevel",
+            format!("{level:?} is not one of debug, verbose, error, panic"),
+        ));
+    }
+    match keys.get("logOptions") {
+        None => Ok(None),
+        Some(value @ Value::Object(_)) => Ok(Some(value.clone())),
+        Some(other) => Err(keys.wrong("logOptions", "an object", other)),
+    }
+}
+
+fn reap_stale_records(keys: &Keys<'_>) -> Result<Option<Duration>, ConfigError> {
+    Ok(
+        match keys.integer("reapStaleRecordsSeconds", 0, 31_536_000)? {
+            Some(0) => None,
+            seconds => Some(Duration::from_secs(
+                seconds.unwrap_or(DEFAULT_REAP_STALE_RECORDS_SECS),
+            )),
+        },
+    )
 }
 
 /// Check the multus configuration keys of the document by parsing each over a minimal

@@ -6,6 +6,10 @@ use serde_json::{Map, Value};
 
 use crate::cni::CniVersion;
 
+mod runtime_stdin;
+
+pub use runtime_stdin::{RuntimeStdin, RuntimeStdinError, runtime_stdin};
+
 /// Why a document is not a usable delegate config.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DelegateConfigError {

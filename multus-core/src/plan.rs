@@ -258,6 +258,9 @@ impl Resolved {
     }
 }
 
+/// One network of a plan being built; `None` for a network left out of a DEL plan.
+type PlanEntry = Option<(Resolved, Option<NetworkSelectionElement>)>;
+
 /// Builds the plan for one request.
 pub struct Planner<'a> {
     conf: &'a MultusConf,
@@ -308,27 +311,50 @@ impl<'a> Planner<'a> {
         &self,
         annotations: Option<&BTreeMap<String, String>>,
     ) -> Result<Plan, PlanError> {
-        // `None`: a network left out of a DEL plan; it keeps its position (net<index>).
-        let mut entries: Vec<Option<(Resolved, Option<NetworkSelectionElement>)>> = Vec::new();
-
-        let default_override = annotations
-            .and_then(|a| a.get(DEFAULT_NETWORK_ANNOTATION))
-            .filter(|v| !v.trim().is_empty());
-        let cluster_selection = match default_override {
-            Some(value) => Some(
-                crate::nad::annotation::parse_default_network_annotation(
-                    value,
-                    &self.conf.multus_namespace,
-                )
-                .map_err(|source| PlanError::Annotation {
-                    annotation: DEFAULT_NETWORK_ANNOTATION,
-                    source,
-                })?,
-            ),
-            None => None,
-        };
+        let cluster_selection = self.default_network_override(annotations)?;
         // Refuse bad annotations before any API read, then fetch every NAD concurrently.
         let selections = self.annotation_networks(annotations)?;
+        self.check_selections(cluster_selection.as_ref(), &selections)?;
+        let references = self.nad_references(cluster_selection.as_ref(), &selections);
+        self.prefetched.fetch(self.api, references).await;
+        let entries = self.resolve_entries(cluster_selection, selections).await?;
+
+        let delegates = entries
+            .into_iter()
+            .enumerate()
+            .filter_map(|(index, entry)| entry.map(|e| (index, e)))
+            .map(|(index, (resolved, selection))| self.delegate(index, resolved, selection))
+            .collect::<Result<Vec<_>, _>>()?;
+        check_ifnames(&delegates)?;
+        check_ecmp(&delegates)?;
+        Ok(Plan { delegates })
+    }
+
+    /// The `v1.multus-cni.io/default-network` annotation's selection, if set.
+    fn default_network_override(
+        &self,
+        annotations: Option<&BTreeMap<String, String>>,
+    ) -> Result<Option<NetworkSelectionElement>, PlanError> {
+        let Some(value) = annotations
+            .and_then(|a| a.get(DEFAULT_NETWORK_ANNOTATION))
+            .filter(|v| !v.trim().is_empty())
+        else {
+            return Ok(None);
+        };
+        crate::nad::annotation::parse_default_network_annotation(value, &self.conf.multus_namespace)
+            .map(Some)
+            .map_err(|source| PlanError::Annotation {
+                annotation: DEFAULT_NETWORK_ANNOTATION,
+                source,
+            })
+    }
+
+    /// The pod may ask for this many networks, in these namespaces.
+    fn check_selections(
+        &self,
+        cluster_selection: Option<&NetworkSelectionElement>,
+        selections: &[NetworkSelectionElement],
+    ) -> Result<(), PlanError> {
         let requested = selections.len() + usize::from(cluster_selection.is_some());
         if requested > self.conf.max_networks_per_pod {
             return Err(PlanError::TooManyNetworks {
@@ -336,23 +362,32 @@ impl<'a> Planner<'a> {
                 max: self.conf.max_networks_per_pod,
             });
         }
-        if let Some(selection) = &cluster_selection
+        if let Some(selection) = cluster_selection
             && self.conf.isolate_default_network
         {
             self.check_isolation(selection, Some(&self.conf.multus_namespace))?;
         }
-        for selection in &selections {
+        for selection in selections {
             self.check_isolation(selection, None)?;
         }
-        let references = self.nad_references(cluster_selection.as_ref(), &selections);
-        self.prefetched.fetch(self.api, references).await;
-        match &cluster_selection {
+        Ok(())
+    }
+
+    /// Every network of the plan in order: the cluster network, the static delegates,
+    /// `defaultNetworks`, the annotation's networks, the auxiliary chain. `None`: a
+    /// network left out of a DEL plan; it keeps its position (`net<index>`).
+    async fn resolve_entries(
+        &self,
+        cluster_selection: Option<NetworkSelectionElement>,
+        selections: Vec<NetworkSelectionElement>,
+    ) -> Result<Vec<PlanEntry>, PlanError> {
+        let mut entries: Vec<PlanEntry> = Vec::new();
+        match cluster_selection {
             Some(selection) => {
-                entries.push(Some((
-                    self.resolve_nad(&selection.namespace, &selection.name)
-                        .await?,
-                    Some(selection.clone()),
-                )));
+                let resolved = self
+                    .resolve_nad(&selection.namespace, &selection.name)
+                    .await?;
+                entries.push(Some((resolved, Some(selection))));
             }
             None => entries.push(Some((self.resolve_cluster_network().await?, None))),
         }
@@ -361,17 +396,7 @@ impl<'a> Planner<'a> {
         }
         if self.gets_default_networks() {
             for name in &self.conf.default_networks {
-                match self.resolve_reference(DEFAULT_NETWORKS, name).await {
-                    Ok(resolved) => entries.push(Some((resolved, None))),
-                    Err(error) if self.for_del => {
-                        tracing::warn!(
-                            network = %name, %error,
-                            "defaultNetworks entry does not resolve and no record of this sandbox exists: nothing can have been attached for it, not deleting it"
-                        );
-                        entries.push(None);
-                    }
-                    Err(error) => return Err(error),
-                }
+                entries.push(self.default_network_entry(name).await?);
             }
         }
         for selection in selections {
@@ -383,16 +408,23 @@ impl<'a> Planner<'a> {
         if let Some(chain) = self.auxiliary_chain()? {
             entries.push(Some((chain, None)));
         }
+        Ok(entries)
+    }
 
-        let delegates = entries
-            .into_iter()
-            .enumerate()
-            .filter_map(|(index, entry)| entry.map(|e| (index, e)))
-            .map(|(index, (resolved, selection))| self.delegate(index, resolved, selection))
-            .collect::<Result<Vec<_>, _>>()?;
-        check_ifnames(&delegates)?;
-        check_ecmp(&delegates)?;
-        Ok(Plan { delegates })
+    /// One `defaultNetworks` entry; for DEL without a record, `None` when it does not
+    /// resolve (nothing can have been attached for it).
+    async fn default_network_entry(&self, name: &str) -> Result<PlanEntry, PlanError> {
+        match self.resolve_reference(DEFAULT_NETWORKS, name).await {
+            Ok(resolved) => Ok(Some((resolved, None))),
+            Err(error) if self.for_del => {
+                tracing::warn!(
+                    network = %name, %error,
+                    "defaultNetworks entry does not resolve and no record of this sandbox exists: nothing can have been attached for it, not deleting it"
+                );
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// The networks the configuration alone determines (cluster network, static

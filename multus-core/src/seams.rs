@@ -234,45 +234,50 @@ pub enum StateError {
 pub trait StateLock: Send + std::fmt::Debug {}
 
 /// The per-sandbox record of what was attached.
+///
+/// Every method is asynchronous because a real store does file I/O that waits (`flock`,
+/// `fsync`): an implementation on a shared runtime runs it off the async workers (the
+/// daemon's store uses `spawn_blocking`); one that serves a single request on its own
+/// runtime may block inside the future.
 #[async_trait]
 pub trait StateStore: Send + Sync {
-    /// Serialise all work on one container ID (blocks until the lock is free).
+    /// Serialise all work on one container ID (waits until the lock is free).
     async fn lock(&self, container_id: &str) -> Result<Box<dyn StateLock>, StateError>;
     /// Read the record, `None` when there is none.
-    fn load(&self, container_id: &str) -> Result<Option<SandboxState>, StateError>;
+    async fn load(&self, container_id: &str) -> Result<Option<SandboxState>, StateError>;
     /// Write the record atomically and durably: DEL relies on it after a crash.
-    fn save(&self, state: &SandboxState) -> Result<(), StateError>;
+    async fn save(&self, state: &SandboxState) -> Result<(), StateError>;
     /// Replace a record that [`StateStore::save`] made durable with a newer version
     /// (ADD's results), atomically but without waiting for the disk: after a crash the
     /// older record, from which DEL works as well, may be what is found. Defaults to
     /// `save`.
-    fn update(&self, state: &SandboxState) -> Result<(), StateError> {
-        self.save(state)
+    async fn update(&self, state: &SandboxState) -> Result<(), StateError> {
+        self.save(state).await
     }
     /// Remove the record (no error when absent).
-    fn remove(&self, container_id: &str) -> Result<(), StateError>;
+    async fn remove(&self, container_id: &str) -> Result<(), StateError>;
     /// The container IDs that have a record.
-    fn list(&self) -> Result<Vec<String>, StateError>;
+    async fn list(&self) -> Result<Vec<String>, StateError>;
 
     /// What upstream Go Multus left for this container in the same `cniDir` (its scratch
     /// cache and libcni's result cache), for sandboxes it attached before multus-rs took
     /// over the node. Stores that know no such caches keep the default (`None`).
-    fn upstream(&self, container_id: &str) -> Result<Option<UpstreamSandbox>, StateError> {
+    async fn upstream(&self, container_id: &str) -> Result<Option<UpstreamSandbox>, StateError> {
         let _ = container_id;
         Ok(None)
     }
     /// Remove upstream's cache files of a sandbox once it is deleted.
-    fn remove_upstream(&self, sandbox: &UpstreamSandbox) -> Result<(), StateError> {
+    async fn remove_upstream(&self, sandbox: &UpstreamSandbox) -> Result<(), StateError> {
         let _ = sandbox;
         Ok(())
     }
     /// The container IDs upstream has a scratch cache for.
-    fn list_upstream(&self) -> Result<Vec<String>, StateError> {
+    async fn list_upstream(&self) -> Result<Vec<String>, StateError> {
         Ok(Vec::new())
     }
     /// Note (`Some`) that a DEL had to guess what this sandbox had attached, so that
     /// operators can find it; or forget the note (`None`) once a DEL knew everything.
-    fn note_unknown(
+    async fn note_unknown(
         &self,
         container_id: &str,
         note: Option<&UnknownAttachments>,
@@ -360,6 +365,11 @@ pub trait NetnsOps: Send + Sync {
 }
 
 /// Read access to CNI config files on the node (`confDir`, file-based cluster networks).
+///
+/// Reads are synchronous: they read a few small local files written by the node's admin
+/// and never wait for anything, so they cost no more than the parsing around them.
+/// Only [`ConfigFiles::wait_for`], which sleeps between checks, is asynchronous.
+#[async_trait]
 pub trait ConfigFiles: Send + Sync {
     /// Read one file.
     fn read(&self, path: &Path) -> std::io::Result<Vec<u8>>;
@@ -375,9 +385,9 @@ pub trait ConfigFiles: Send + Sync {
         self.is_dir(path) || self.read(path).is_ok()
     }
     /// Wait until something exists at `path`, checking every `interval` for at most
-    /// `timeout`; whether it exists. The default checks once: implementations that may
-    /// block the calling thread (the thin plugin) poll.
-    fn wait_for(
+    /// `timeout`; whether it exists. The default checks once; the node's implementations
+    /// poll, sleeping without holding a thread of a shared runtime.
+    async fn wait_for(
         &self,
         path: &Path,
         timeout: std::time::Duration,

@@ -8,9 +8,30 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 
+use crate::cni::CniVersion;
 use crate::seams::{ConfigFiles, StateError, StateLock, StateStore};
-use crate::state::SandboxState;
+use crate::state::{Phase, STATE_FORMAT, SandboxState};
 use crate::upstream::{UnknownAttachments, UpstreamSandbox};
+
+/// A record of `container_id` in `phase` with no attachments: the smallest valid
+/// sandbox record, for tests of state stores.
+pub fn empty_record(container_id: &str, phase: Phase) -> SandboxState {
+    SandboxState {
+        format: STATE_FORMAT,
+        container_id: container_id.into(),
+        netns: "/var/run/netns/x".into(),
+        ifname: "eth0".into(),
+        pod_namespace: "ns".into(),
+        pod_name: "p".into(),
+        pod_uid: "u".into(),
+        cni_version: CniVersion::V1_0_0,
+        phase,
+        attachments: vec![],
+        network_status: vec![],
+        multus_network: None,
+        parallel_attach: false,
+    }
+}
 
 /// A lock that guards nothing: [`MemoryStateStore`] is used by one caller at a time.
 #[derive(Debug)]
@@ -33,6 +54,22 @@ impl MemoryStateStore {
     /// How many times [`StateStore::save`] was called.
     pub fn saves(&self) -> usize {
         self.saves.load(Ordering::SeqCst)
+    }
+
+    /// The record of a container, as [`StateStore::load`] would return it.
+    pub fn record(&self, container_id: &str) -> Option<SandboxState> {
+        self.records().get(container_id).cloned()
+    }
+
+    /// Store a record directly (not counted as a save, never failing), as a previous
+    /// request would have left it.
+    pub fn put(&self, state: SandboxState) {
+        self.records().insert(state.container_id.clone(), state);
+    }
+
+    /// The container IDs that have a record, sorted.
+    pub fn ids(&self) -> Vec<String> {
+        self.records().keys().cloned().collect()
     }
 
     /// Make the `n`th save (1-based) and every later one fail as a full disk would.
@@ -72,11 +109,11 @@ impl StateStore for MemoryStateStore {
         Ok(Box::new(NoLock))
     }
 
-    fn load(&self, container_id: &str) -> Result<Option<SandboxState>, StateError> {
-        Ok(self.records().get(container_id).cloned())
+    async fn load(&self, container_id: &str) -> Result<Option<SandboxState>, StateError> {
+        Ok(self.record(container_id))
     }
 
-    fn save(&self, state: &SandboxState) -> Result<(), StateError> {
+    async fn save(&self, state: &SandboxState) -> Result<(), StateError> {
         let number = self.saves.fetch_add(1, Ordering::SeqCst) + 1;
         let fail_from = self.fail_saves_from.load(Ordering::SeqCst);
         if fail_from != 0 && number >= fail_from {
@@ -90,29 +127,29 @@ impl StateStore for MemoryStateStore {
         Ok(())
     }
 
-    fn remove(&self, container_id: &str) -> Result<(), StateError> {
+    async fn remove(&self, container_id: &str) -> Result<(), StateError> {
         self.records().remove(container_id);
         Ok(())
     }
 
-    fn list(&self) -> Result<Vec<String>, StateError> {
-        Ok(self.records().keys().cloned().collect())
+    async fn list(&self) -> Result<Vec<String>, StateError> {
+        Ok(self.ids())
     }
 
-    fn upstream(&self, container_id: &str) -> Result<Option<UpstreamSandbox>, StateError> {
+    async fn upstream(&self, container_id: &str) -> Result<Option<UpstreamSandbox>, StateError> {
         Ok(guard(&self.upstream).get(container_id).cloned())
     }
 
-    fn remove_upstream(&self, sandbox: &UpstreamSandbox) -> Result<(), StateError> {
+    async fn remove_upstream(&self, sandbox: &UpstreamSandbox) -> Result<(), StateError> {
         guard(&self.upstream).remove(&sandbox.container_id);
         Ok(())
     }
 
-    fn list_upstream(&self) -> Result<Vec<String>, StateError> {
+    async fn list_upstream(&self) -> Result<Vec<String>, StateError> {
         Ok(self.upstream_left())
     }
 
-    fn note_unknown(
+    async fn note_unknown(
         &self,
         container_id: &str,
         note: Option<&UnknownAttachments>,

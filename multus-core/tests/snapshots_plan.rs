@@ -37,7 +37,7 @@ use multus_core::plan::{Plan, Planner};
 use multus_core::request::{CniRequest, Command, PodRef};
 use multus_core::seams::{
     ApiError, ClusterApi, DefaultRoute, DelegateExec, ExecError, ExecRequest, NetnsError, NetnsOps,
-    PodEvent, PodInfo, StateStore,
+    PodEvent, PodInfo,
 };
 use multus_core::testing::{MemoryConfigFiles, MemoryStateStore};
 
@@ -510,7 +510,7 @@ fn add_returns_the_cluster_network_result_at_multus_cni_version() {
 fn add_records_and_publishes_the_network_status() {
     let world = World::new(NETWORKS_JSON);
     add(&world, &conf(CniVersion::V1_0_0)).unwrap();
-    let state = world.state.load(CONTAINER_ID).unwrap().unwrap();
+    let state = world.state.record(CONTAINER_ID).unwrap();
     let published = world.api.statuses.lock().unwrap().clone();
     assert_eq!(published, vec![state.network_status.clone()]);
     insta::assert_json_snapshot!("network_status_entries", state.network_status);
@@ -541,7 +541,7 @@ fn failure_at_delegate_3_of_4_is_rolled_back_and_reported() {
     world.exec.failing_add.insert("tuning".into());
     let err = add(&world, &conf(CniVersion::V1_0_0)).unwrap_err();
     let calls = world.exec.calls();
-    assert!(world.state.load(CONTAINER_ID).unwrap().is_none());
+    assert!(world.state.record(CONTAINER_ID).is_none());
     insta::assert_json_snapshot!(
         "rollback_3_of_4",
         json!({
@@ -566,7 +566,7 @@ fn failure_with_a_failed_rollback_says_what_is_left() {
     world.exec.failing_add.insert("tuning".into());
     world.exec.failing_del.insert("bandwidth".into());
     let err = add(&world, &conf(CniVersion::V1_0_0)).unwrap_err();
-    assert!(world.state.load(CONTAINER_ID).unwrap().is_some());
+    assert!(world.state.record(CONTAINER_ID).is_some());
     insta::assert_json_snapshot!(
         "rollback_3_of_4_failed_del",
         json!({

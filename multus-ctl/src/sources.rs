@@ -6,10 +6,9 @@ use std::time::SystemTime;
 
 use multus_cni::state_store::FileStateStore;
 use multus_core::config::{DEFAULT_CNI_DIR, MultusConf};
-use multus_core::generate::MULTUS_PLUGIN_TYPES;
+use multus_core::delegate::runtime_stdin;
 use multus_core::nad::NetworkAttachmentDefinition;
 use multus_core::nad::parse_manifests;
-use multus_core::seams::StateStore;
 use multus_core::state::SandboxState;
 use serde_json::{Map, Value};
 
@@ -46,7 +45,8 @@ pub struct PluginStdin {
 }
 
 /// Read a Multus configuration file (`.conf`, or a `.conflist` whose multus entry is
-/// taken, with the list's `name` and `cniVersion` as a runtime injects them).
+/// taken, with the list's `name` and `cniVersion` as a runtime injects them: see
+/// [`multus_core::delegate::runtime_stdin`]).
 pub fn read_plugin_stdin(path: &Path) -> Result<PluginStdin, CtlError> {
     let bytes = std::fs::read(path).map_err(|e| {
         let what = format!("cannot read the Multus configuration {}", path.display());
@@ -58,40 +58,12 @@ pub fn read_plugin_stdin(path: &Path) -> Result<PluginStdin, CtlError> {
             CtlError::Unreachable(format!("{what}: {}", one_line(e)))
         }
     })?;
-    let raw: Map<String, Value> = serde_json::from_slice(&bytes)
-        .map_err(|e| invalid_conf(path, &format!("not a JSON object: {e}")))?;
-    let Some(plugins) = raw.get("plugins") else {
-        return Ok(PluginStdin {
-            path: path.to_owned(),
-            bytes,
-            raw,
-            from_list: false,
-        });
-    };
-    let entry = plugins
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_object)
-        .find(|p| {
-            p.get("type")
-                .and_then(Value::as_str)
-                .is_some_and(|t| MULTUS_PLUGIN_TYPES.contains(&t))
-        })
-        .ok_or_else(|| {
-            invalid_conf(path, "a config list without a multus or multus-shim plugin")
-        })?;
-    let mut document = entry.clone();
-    for key in ["name", "cniVersion"] {
-        if let Some(value) = raw.get(key) {
-            document.insert(key.to_owned(), value.clone());
-        }
-    }
+    let stdin = runtime_stdin(&bytes).map_err(|e| invalid_conf(path, &e.to_string()))?;
     Ok(PluginStdin {
         path: path.to_owned(),
-        bytes: Value::Object(document.clone()).to_string().into_bytes(),
-        raw: document,
-        from_list: true,
+        bytes: stdin.bytes,
+        raw: stdin.document,
+        from_list: stdin.from_list,
     })
 }
 
@@ -182,7 +154,7 @@ impl Records {
         {
             return Err(self.unreadable(e));
         }
-        let ids = self.store.list().map_err(|e| {
+        let ids = self.store.list_blocking().map_err(|e| {
             CtlError::Unreachable(format!(
                 "cannot list sandbox records: {}; check --cni-dir/--conf and that you are root",
                 one_line(e)

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use futures_util::TryStreamExt as _;
 use k8s_openapi::api::certificates::v1::{
-    CertificateSigningRequest, CertificateSigningRequestCondition,
+    CertificateSigningRequest, CertificateSigningRequestCondition, CertificateSigningRequestSpec,
 };
 use k8s_openapi::api::core::v1::{Event, Node, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -170,70 +170,15 @@ pub fn decide(
         }
         Err(_) => return Decision::Skip,
     };
-    let ours = requested
-        .common_names
-        .iter()
-        .any(|cn| cn.starts_with(GROUP))
-        || requested.organizations.iter().any(|o| o == GROUP)
-        || spec
-            .username
-            .as_deref()
-            .is_some_and(|u| u.starts_with(USER_PREFIX));
-    if !ours {
+    if !claims_multus_identity(&requested, spec) {
         return Decision::Skip;
     }
-    let [common_name] = requested.common_names.as_slice() else {
-        return Decision::Deny(format!(
-            "the subject must have exactly one common name, found {:?}",
-            requested.common_names
-        ));
+    let node = match check_subject(&requested) {
+        Ok(node) => node,
+        Err(reason) => return Decision::Deny(reason),
     };
-    let Some(node) = common_name.strip_prefix(USER_PREFIX) else {
-        return Decision::Deny(format!(
-            "the common name {common_name:?} is not {USER_PREFIX}<node>"
-        ));
-    };
-    if !is_node_name(node) {
-        return Decision::Deny(format!("{node:?} is not a valid node name"));
-    }
-    if requested.organizations != [GROUP] || requested.other_attributes != 0 {
-        return Decision::Deny(format!(
-            "the subject must be exactly CN={common_name}, O={GROUP}; found organizations {:?} and {} other attributes",
-            requested.organizations, requested.other_attributes
-        ));
-    }
-    if requested.alt_names {
-        return Decision::Deny("subject alternative names are not allowed".to_owned());
-    }
-    if let Err(key) = &requested.key {
-        return Decision::Deny(format!(
-            "{key} is not allowed (ECDSA P-256 or P-384, or RSA of 2048 bits or more)"
-        ));
-    }
-    let mut usages: Vec<&str> = spec.usages.iter().flatten().map(String::as_str).collect();
-    usages.sort_unstable();
-    usages.dedup();
-    if usages != ["client auth", "digital signature"] {
-        return Decision::Deny(format!(
-            "usages must be exactly [digital signature, client auth], found {:?}",
-            spec.usages.clone().unwrap_or_default()
-        ));
-    }
-    match spec.expiration_seconds {
-        None => {
-            return Decision::Deny("expirationSeconds must be set".to_owned());
-        }
-        Some(seconds)
-            if i64::from(seconds) < config.min_duration.as_secs() as i64
-                || i64::from(seconds) > config.max_duration.as_secs() as i64 =>
-        {
-            return Decision::Deny(format!(
-                "expirationSeconds {seconds} is outside {}..={}",
-                config.min_duration.as_secs(),
-                config.max_duration.as_secs()
-            ));
-        }
-        Some(_) => {}
+    if let Err(reason) = check_usages_and_expiration(spec, config) {
+        return Decision::Deny(reason);
     }
     let requester = spec.username.clone().unwrap_or_default();
     if let Err(reason) = requester_may_ask(spec, &requester, node, config) {
@@ -247,8 +192,86 @@ pub fn decide(
     }
 }
 
+/// Whether the CSR asks for, or comes from, a multus identity.
+fn claims_multus_identity(requested: &Requested, spec: &CertificateSigningRequestSpec) -> bool {
+    requested
+        .common_names
+        .iter()
+        .any(|cn| cn.starts_with(GROUP))
+        || requested.organizations.iter().any(|o| o == GROUP)
+        || spec
+            .username
+            .as_deref()
+            .is_some_and(|u| u.starts_with(USER_PREFIX))
+}
+
+/// The subject must be exactly `CN=system:multus:<node>, O=system:multus`, without
+/// alternative names, with an allowed key; the node's name.
+fn check_subject(requested: &Requested) -> Result<&str, String> {
+    let [common_name] = requested.common_names.as_slice() else {
+        return Err(format!(
+            "the subject must have exactly one common name, found {:?}",
+            requested.common_names
+        ));
+    };
+    let Some(node) = common_name.strip_prefix(USER_PREFIX) else {
+        return Err(format!(
+            "the common name {common_name:?} is not {USER_PREFIX}<node>"
+        ));
+    };
+    if !is_node_name(node) {
+        return Err(format!("{node:?} is not a valid node name"));
+    }
+    if requested.organizations != [GROUP] || requested.other_attributes != 0 {
+        return Err(format!(
+            "the subject must be exactly CN={common_name}, O={GROUP}; found organizations {:?} and {} other attributes",
+            requested.organizations, requested.other_attributes
+        ));
+    }
+    if requested.alt_names {
+        return Err("subject alternative names are not allowed".to_owned());
+    }
+    if let Err(key) = &requested.key {
+        return Err(format!(
+            "{key} is not allowed (ECDSA P-256 or P-384, or RSA of 2048 bits or more)"
+        ));
+    }
+    Ok(node)
+}
+
+/// The usages must be exactly client auth and digital signature, and the requested
+/// lifetime within the configured bounds.
+fn check_usages_and_expiration(
+    spec: &CertificateSigningRequestSpec,
+    config: &ApproverConfig,
+) -> Result<(), String> {
+    let mut usages: Vec<&str> = spec.usages.iter().flatten().map(String::as_str).collect();
+    usages.sort_unstable();
+    usages.dedup();
+    if usages != ["client auth", "digital signature"] {
+        return Err(format!(
+            "usages must be exactly [digital signature, client auth], found {:?}",
+            spec.usages.clone().unwrap_or_default()
+        ));
+    }
+    match spec.expiration_seconds {
+        None => Err("expirationSeconds must be set".to_owned()),
+        Some(seconds)
+            if i64::from(seconds) < config.min_duration.as_secs() as i64
+                || i64::from(seconds) > config.max_duration.as_secs() as i64 =>
+        {
+            Err(format!(
+                "expirationSeconds {seconds} is outside {}..={}",
+                config.min_duration.as_secs(),
+                config.max_duration.as_secs()
+            ))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
 fn requester_may_ask(
-    spec: &k8s_openapi::api::certificates::v1::CertificateSigningRequestSpec,
+    spec: &CertificateSigningRequestSpec,
     requester: &str,
     node: &str,
     config: &ApproverConfig,

@@ -1,20 +1,18 @@
-//! The node-side seams of `multus-cni` (state store, namespace inspection, config
-//! files) block their caller: a `flock`, file writes with `fsync`, a thread that enters
-//! the pod's namespace and is joined. On the daemon's runtime they run on the blocking
-//! pool (`spawn_blocking`, `block_in_place`) so a worker thread never stalls, and a
-//! container's lock held by one request never blocks the requests of other containers.
+//! The node-side seams of `multus-cni` (state store, namespace inspection) block their
+//! caller: a `flock`, file writes with `fsync`, a thread that enters the pod's namespace
+//! and is joined. On the daemon's runtime each call runs on the blocking pool
+//! (`spawn_blocking`) so a worker thread never stalls, whatever the runtime's flavour,
+//! and a container's lock held by one request never blocks the requests of other
+//! containers. Config files need no wrapper: [`multus_cni::files::FsConfigFiles`] reads
+//! small local files in place and sleeps on the runtime's timer while waiting for one.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use multus_cni::files::FsConfigFiles;
 use multus_cni::netns::NetnsInspector;
 use multus_cni::state_store::FileStateStore;
-use multus_core::seams::{
-    ConfigFiles, DefaultRoute, NetnsError, NetnsOps, StateError, StateLock, StateStore,
-};
+use multus_core::seams::{DefaultRoute, NetnsError, NetnsOps, StateError, StateLock, StateStore};
 use multus_core::state::SandboxState;
 use multus_core::upstream::{UnknownAttachments, UpstreamSandbox};
 
@@ -38,58 +36,76 @@ impl BlockingStateStore {
             inner: Arc::new(FileStateStore::new(cni_dir)),
         }
     }
+
+    /// Run one blocking operation of the file store on the blocking pool.
+    async fn off_worker<T, F>(&self, work: F) -> Result<T, StateError>
+    where
+        F: FnOnce(&FileStateStore) -> Result<T, StateError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || work(&inner))
+            .await
+            .map_err(|e| join_error(self.inner.dir(), &e))?
+    }
 }
 
 #[async_trait]
 impl StateStore for BlockingStateStore {
     async fn lock(&self, container_id: &str) -> Result<Box<dyn StateLock>, StateError> {
-        let inner = self.inner.clone();
         let id = container_id.to_owned();
-        // The file store's lock completes without awaiting anything: it is a blocking
-        // flock, run to completion on the blocking pool.
-        tokio::task::spawn_blocking(move || pollster::block_on(inner.lock(&id)))
+        let lock = self.off_worker(move |s| s.lock_blocking(&id)).await?;
+        Ok(Box::new(lock))
+    }
+
+    async fn load(&self, container_id: &str) -> Result<Option<SandboxState>, StateError> {
+        let id = container_id.to_owned();
+        self.off_worker(move |s| s.load_blocking(&id)).await
+    }
+
+    async fn save(&self, state: &SandboxState) -> Result<(), StateError> {
+        let state = state.clone();
+        self.off_worker(move |s| s.save_blocking(&state)).await
+    }
+
+    async fn update(&self, state: &SandboxState) -> Result<(), StateError> {
+        let state = state.clone();
+        self.off_worker(move |s| s.update_blocking(&state)).await
+    }
+
+    async fn remove(&self, container_id: &str) -> Result<(), StateError> {
+        let id = container_id.to_owned();
+        self.off_worker(move |s| s.remove_blocking(&id)).await
+    }
+
+    async fn list(&self) -> Result<Vec<String>, StateError> {
+        self.off_worker(FileStateStore::list_blocking).await
+    }
+
+    async fn upstream(&self, container_id: &str) -> Result<Option<UpstreamSandbox>, StateError> {
+        let id = container_id.to_owned();
+        self.off_worker(move |s| s.upstream_blocking(&id)).await
+    }
+
+    async fn remove_upstream(&self, sandbox: &UpstreamSandbox) -> Result<(), StateError> {
+        let sandbox = sandbox.clone();
+        self.off_worker(move |s| s.remove_upstream_blocking(&sandbox))
             .await
-            .map_err(|e| join_error(self.inner.dir(), &e))?
     }
 
-    fn load(&self, container_id: &str) -> Result<Option<SandboxState>, StateError> {
-        tokio::task::block_in_place(|| self.inner.load(container_id))
+    async fn list_upstream(&self) -> Result<Vec<String>, StateError> {
+        self.off_worker(FileStateStore::list_upstream_blocking)
+            .await
     }
 
-    fn save(&self, state: &SandboxState) -> Result<(), StateError> {
-        tokio::task::block_in_place(|| self.inner.save(state))
-    }
-
-    fn update(&self, state: &SandboxState) -> Result<(), StateError> {
-        tokio::task::block_in_place(|| self.inner.update(state))
-    }
-
-    fn remove(&self, container_id: &str) -> Result<(), StateError> {
-        tokio::task::block_in_place(|| self.inner.remove(container_id))
-    }
-
-    fn list(&self) -> Result<Vec<String>, StateError> {
-        tokio::task::block_in_place(|| self.inner.list())
-    }
-
-    fn upstream(&self, container_id: &str) -> Result<Option<UpstreamSandbox>, StateError> {
-        tokio::task::block_in_place(|| self.inner.upstream(container_id))
-    }
-
-    fn remove_upstream(&self, sandbox: &UpstreamSandbox) -> Result<(), StateError> {
-        tokio::task::block_in_place(|| self.inner.remove_upstream(sandbox))
-    }
-
-    fn list_upstream(&self) -> Result<Vec<String>, StateError> {
-        tokio::task::block_in_place(|| self.inner.list_upstream())
-    }
-
-    fn note_unknown(
+    async fn note_unknown(
         &self,
         container_id: &str,
         note: Option<&UnknownAttachments>,
     ) -> Result<(), StateError> {
-        tokio::task::block_in_place(|| self.inner.note_unknown(container_id, note))
+        let (id, note) = (container_id.to_owned(), note.cloned());
+        self.off_worker(move |s| s.note_unknown_blocking(&id, note.as_ref()))
+            .await
     }
 }
 
@@ -174,32 +190,55 @@ impl NetnsOps for BlockingNetns {
     }
 }
 
-/// [`FsConfigFiles`] whose waiting (`readinessindicatorfile`) happens off the async
-/// workers; plain reads of small config files are made in place.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct BlockingFiles;
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
 
-impl ConfigFiles for BlockingFiles {
-    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
-        FsConfigFiles.read(path)
+    use multus_cni::files::FsConfigFiles;
+    use multus_core::seams::ConfigFiles;
+    use multus_core::state::Phase;
+
+    use super::*;
+
+    fn state(id: &str, phase: Phase) -> SandboxState {
+        multus_core::testing::empty_record(id, phase)
     }
 
-    fn is_dir(&self, path: &Path) -> bool {
-        FsConfigFiles.is_dir(path)
-    }
+    /// The daemon's seams as the engine drives them, on a current-thread runtime (where
+    /// `block_in_place` panics): every state call goes to the blocking pool, and the
+    /// wait for a file lets the runtime's other tasks run.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_seams_work_on_a_current_thread_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: &dyn StateStore = &BlockingStateStore::new(dir.path());
+        let lock = store.lock("c1").await.unwrap();
+        store.save(&state("c1", Phase::Adding)).await.unwrap();
+        store.update(&state("c1", Phase::Added)).await.unwrap();
+        assert_eq!(
+            store.load("c1").await.unwrap(),
+            Some(state("c1", Phase::Added))
+        );
+        assert_eq!(store.list().await.unwrap(), vec!["c1"]);
+        assert_eq!(store.upstream("c1").await.unwrap(), None);
+        assert!(store.list_upstream().await.unwrap().is_empty());
+        store.note_unknown("c1", None).await.unwrap();
+        store.remove("c1").await.unwrap();
+        drop(lock);
+        assert_eq!(store.load("c1").await.unwrap(), None);
 
-    fn list_configs(&self, dir: &Path) -> std::io::Result<Vec<(PathBuf, Vec<u8>)>> {
-        FsConfigFiles.list_configs(dir)
-    }
-
-    fn exists(&self, path: &Path) -> bool {
-        FsConfigFiles.exists(path)
-    }
-
-    fn wait_for(&self, path: &Path, timeout: Duration, interval: Duration) -> bool {
-        if path.exists() {
-            return true;
-        }
-        tokio::task::block_in_place(|| FsConfigFiles.wait_for(path, timeout, interval))
+        let files: &dyn ConfigFiles = &FsConfigFiles;
+        let ready = dir.path().join("ready");
+        let writer = {
+            let ready = ready.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                std::fs::write(ready, "").unwrap();
+            })
+        };
+        let found = files
+            .wait_for(&ready, Duration::from_secs(2), Duration::from_millis(20))
+            .await;
+        assert!(found, "the task creating the file never ran while waiting");
+        writer.await.unwrap();
     }
 }

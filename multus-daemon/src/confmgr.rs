@@ -208,63 +208,16 @@ async fn run_auto(
 ) {
     let options = Arc::new(generator_options(&config));
     let (tx, mut rx) = mpsc::channel::<()>(1);
-    let mut watcher = match notify::recommended_watcher(
-        move |event: notify::Result<notify::Event>| {
-            if event.is_ok() {
-                // A full channel already holds a pending regeneration.
-                let _ = tx.try_send(());
-            }
-        },
-    ) {
-        Ok(watcher) => Some(watcher),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch the CNI config directories; re-reading them every {RESYNC_INTERVAL:?}");
-            None
-        }
-    };
-    let mut watched: Vec<PathBuf> = Vec::new();
-    let mut dirs = vec![config.autoconfig_dir.clone()];
-    if config.cni_config_dir != config.autoconfig_dir {
-        dirs.push(config.cni_config_dir.clone());
-    }
+    let mut watcher = DirWatcher::new(&config, tx);
     let mut resync = tokio::time::interval(RESYNC_INTERVAL);
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        if let Some(watcher) = watcher.as_mut() {
-            for dir in &dirs {
-                if !watched.contains(dir) && dir.is_dir() {
-                    match watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
-                        Ok(()) => watched.push(dir.clone()),
-                        Err(e) => {
-                            tracing::warn!(dir = %dir.display(), error = %e, "cannot watch directory")
-                        }
-                    }
-                }
-            }
-        }
+        watcher.watch_new_dirs();
         let outcome = {
             let (config, options) = (config.clone(), options.clone());
             tokio::task::spawn_blocking(move || sync_once(&config, &options)).await
         };
-        {
-            let mut status = status
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match outcome {
-                Ok(Ok((primary, file))) => {
-                    status.primary = Some(primary);
-                    status.file = Some(file);
-                    status.last_error = None;
-                }
-                Ok(Err(e)) => {
-                    if status.last_error.as_deref() != Some(e.as_str()) {
-                        tracing::error!(error = %e, "cannot generate the multus configuration; keeping the current file");
-                    }
-                    status.last_error = Some(e);
-                }
-                Err(e) => status.last_error = Some(e.to_string()),
-            }
-        }
+        record_outcome(&status, outcome);
         tokio::select! {
             event = rx.recv() => {
                 if event.is_none() {
@@ -280,6 +233,84 @@ async fn run_auto(
                 return;
             }
         }
+    }
+}
+
+/// Watches the config directories (`multusAutoconfigDir`, `cniConfigDir`) for changes,
+/// each from when it exists; without a watcher, only the periodic re-read remains.
+struct DirWatcher {
+    watcher: Option<notify::RecommendedWatcher>,
+    dirs: Vec<PathBuf>,
+    watched: Vec<PathBuf>,
+}
+
+impl DirWatcher {
+    /// A watcher that sends on `changed` (a full channel already holds a pending
+    /// regeneration).
+    fn new(config: &DaemonConfig, changed: mpsc::Sender<()>) -> Self {
+        let watcher = match notify::recommended_watcher(
+            move |event: notify::Result<notify::Event>| {
+                if event.is_ok() {
+                    let _ = changed.try_send(());
+                }
+            },
+        ) {
+            Ok(watcher) => Some(watcher),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the CNI config directories; re-reading them every {RESYNC_INTERVAL:?}");
+                None
+            }
+        };
+        let mut dirs = vec![config.autoconfig_dir.clone()];
+        if config.cni_config_dir != config.autoconfig_dir {
+            dirs.push(config.cni_config_dir.clone());
+        }
+        Self {
+            watcher,
+            dirs,
+            watched: Vec::new(),
+        }
+    }
+
+    /// Start watching the directories that exist now and were not watched yet.
+    fn watch_new_dirs(&mut self) {
+        let Some(watcher) = self.watcher.as_mut() else {
+            return;
+        };
+        for dir in &self.dirs {
+            if !self.watched.contains(dir) && dir.is_dir() {
+                match watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
+                    Ok(()) => self.watched.push(dir.clone()),
+                    Err(e) => {
+                        tracing::warn!(dir = %dir.display(), error = %e, "cannot watch directory")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Keep the outcome of one generation in the manager's status; a new error is logged.
+fn record_outcome(
+    status: &SharedStatus,
+    outcome: Result<Result<(PathBuf, PathBuf), String>, tokio::task::JoinError>,
+) {
+    let mut status = status
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match outcome {
+        Ok(Ok((primary, file))) => {
+            status.primary = Some(primary);
+            status.file = Some(file);
+            status.last_error = None;
+        }
+        Ok(Err(e)) => {
+            if status.last_error.as_deref() != Some(e.as_str()) {
+                tracing::error!(error = %e, "cannot generate the multus configuration; keeping the current file");
+            }
+            status.last_error = Some(e);
+        }
+        Err(e) => status.last_error = Some(e.to_string()),
     }
 }
 

@@ -27,63 +27,18 @@ fn error(code: ErrorCode, msg: String) -> CniError {
 
 /// Serve one `/delegate` request; `Some(result)` (CNI 1.0.0) for ADD.
 pub async fn serve(daemon: &Daemon, request: Request) -> Result<Option<Value>, CniError> {
-    let command_text = request.env.get("CNI_COMMAND").cloned().unwrap_or_default();
-    let command = match Command::parse(&command_text) {
-        Some(command @ (Command::Add | Command::Del | Command::Check | Command::Status)) => command,
-        _ => {
-            return Err(error(
-                ErrorCode::InvalidEnvironment,
-                format!("delegate: unknown cmd type {command_text:?} (ADD, DEL, CHECK or STATUS)"),
-            ));
-        }
-    };
+    let command = command(&request)?;
     let cni = CniRequest::from_env(&request.env, Vec::new())
         .map_err(|e| error(ErrorCode::InvalidEnvironment, format!("delegate: {e}")))?;
-    let config = DelegateConfig::from_bytes(&request.config).map_err(|e| {
-        error(
-            ErrorCode::InvalidNetworkConfig,
-            format!("delegate: invalid delegate configuration: {e}"),
-        )
-    })?;
-    let attributes = request.interface_attributes.unwrap_or_default();
-    let config = match &attributes.cni_args {
-        Some(cni_args) => config.with_cni_args(cni_args),
-        None => config,
-    };
-    let runtime_config = runtime_config(&config, &attributes);
-    let base_args = base_cni_args(&cni);
-    let mut args = base_args.clone();
-    if let Some(mac) = &attributes.mac {
-        args.push("MAC", mac.clone());
-    }
-    if !attributes.ips.is_empty() {
-        args.push("IP", attributes.ips.join(","));
-    }
+    let prev = prev_result(&request.config);
+    let delegate = planned_delegate(&cni, request)?;
+    let label = format!(
+        "[{}/{}:{}]",
+        cni.pod.namespace, cni.pod.name, delegate.network
+    );
+    let failed = |e: ExecError| delegate_failed(command, &label, &delegate, e);
     let mut search_path = vec![daemon.config.bin_dir.clone()];
     search_path.extend(cni.path.iter().map(std::path::PathBuf::from));
-    let network = config.name().to_owned();
-    let label = format!("[{}/{}:{network}]", cni.pod.namespace, cni.pod.name);
-    let failed = |e: ExecError| CniError {
-        cni_version: String::new(),
-        code: e.cni_code(),
-        msg: format!(
-            "{label}: error {} container {} network {:?} ({}): {e}",
-            match command {
-                Command::Add => "adding",
-                Command::Del => "deleting",
-                Command::Check => "checking",
-                _ => "getting the status of",
-            },
-            if command == Command::Del {
-                "from"
-            } else {
-                "to"
-            },
-            network,
-            cni.ifname
-        ),
-        details: String::new(),
-    };
     // The engine's conflist loop runs the plugins; the request is one delegate.
     let invoker = Invoker {
         exec: &daemon.exec,
@@ -92,24 +47,10 @@ pub async fn serve(daemon: &Daemon, request: Request) -> Result<Option<Value>, C
         search_path,
         timeout: daemon.config.delegate_timeout,
     };
-    let prev = prev_result(&request.config);
-    let fallback = config.cni_version().unwrap_or(CniVersion::V1_0_0);
-    let delegate = PlannedDelegate {
-        network: network.clone(),
-        ifname: cni.ifname.clone(),
-        cluster_network: false,
-        runtime_config,
-        cni_args: base_args.to_string(),
-        add_cni_args: args.to_string(),
-        default_route: None,
-        resource_name: None,
-        device: None,
-        auxiliary: false,
-        config,
-    };
     match command {
         Command::Add => {
             let last = invoker.add(&delegate).await.map_err(failed)?;
+            let fallback = delegate.config.cni_version().unwrap_or(CniVersion::V1_0_0);
             let result = CniResult::from_value(&last, fallback).map_err(|e| {
                 error(
                     ErrorCode::DecodeFailure,
@@ -133,6 +74,86 @@ pub async fn serve(daemon: &Daemon, request: Request) -> Result<Option<Value>, C
             .await
             .map(|()| None)
             .map_err(failed),
+    }
+}
+
+/// The request's `CNI_COMMAND`: ADD, DEL, CHECK or STATUS.
+fn command(request: &Request) -> Result<Command, CniError> {
+    let command_text = request.env.get("CNI_COMMAND").cloned().unwrap_or_default();
+    match Command::parse(&command_text) {
+        Some(command @ (Command::Add | Command::Del | Command::Check | Command::Status)) => {
+            Ok(command)
+        }
+        _ => Err(error(
+            ErrorCode::InvalidEnvironment,
+            format!("delegate: unknown cmd type {command_text:?} (ADD, DEL, CHECK or STATUS)"),
+        )),
+    }
+}
+
+/// The request's config as the one delegate to run, with the interface attributes
+/// (`cni-args`, MAC, IPs) applied.
+fn planned_delegate(cni: &CniRequest, request: Request) -> Result<PlannedDelegate, CniError> {
+    let config = DelegateConfig::from_bytes(&request.config).map_err(|e| {
+        error(
+            ErrorCode::InvalidNetworkConfig,
+            format!("delegate: invalid delegate configuration: {e}"),
+        )
+    })?;
+    let attributes = request.interface_attributes.unwrap_or_default();
+    let config = match &attributes.cni_args {
+        Some(cni_args) => config.with_cni_args(cni_args),
+        None => config,
+    };
+    let base_args = base_cni_args(cni);
+    let mut args = base_args.clone();
+    if let Some(mac) = &attributes.mac {
+        args.push("MAC", mac.clone());
+    }
+    if !attributes.ips.is_empty() {
+        args.push("IP", attributes.ips.join(","));
+    }
+    Ok(PlannedDelegate {
+        network: config.name().to_owned(),
+        ifname: cni.ifname.clone(),
+        cluster_network: false,
+        runtime_config: runtime_config(&config, &attributes),
+        cni_args: base_args.to_string(),
+        add_cni_args: args.to_string(),
+        default_route: None,
+        resource_name: None,
+        device: None,
+        auxiliary: false,
+        config,
+    })
+}
+
+/// The CNI error of a failed delegate call.
+fn delegate_failed(
+    command: Command,
+    label: &str,
+    delegate: &PlannedDelegate,
+    e: ExecError,
+) -> CniError {
+    let verb = match command {
+        Command::Add => "adding",
+        Command::Del => "deleting",
+        Command::Check => "checking",
+        _ => "getting the status of",
+    };
+    let preposition = if command == Command::Del {
+        "from"
+    } else {
+        "to"
+    };
+    CniError {
+        cni_version: String::new(),
+        code: e.cni_code(),
+        msg: format!(
+            "{label}: error {verb} container {preposition} network {:?} ({}): {e}",
+            delegate.network, delegate.ifname
+        ),
+        details: String::new(),
     }
 }
 

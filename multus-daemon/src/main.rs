@@ -91,6 +91,32 @@ fn main() -> ExitCode {
 
 /// `multus-daemon approve-csrs`: the per-cluster CSR approver.
 fn approve_csrs(args: Vec<String>) -> ExitCode {
+    let (config, kubeconfig) = match approver_args(args) {
+        Ok(Some(parsed)) => parsed,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("multus-daemon approve-csrs: {e}\n{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    };
+    multus_cni::logging::init(Some("verbose"), None, true);
+    match run_approver(config, kubeconfig) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("multus-daemon approve-csrs: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The approver's configuration and `--kubeconfig` from its arguments; `None` when
+/// help was asked for.
+fn approver_args(
+    args: Vec<String>,
+) -> Result<Option<(multus_daemon::approver::ApproverConfig, Option<PathBuf>)>, String> {
     use multus_daemon::approver::{ApproverConfig, DEFAULT_BOOTSTRAP_USER};
     let mut config = ApproverConfig {
         bootstrap_users: Vec::new(),
@@ -108,12 +134,10 @@ fn approve_csrs(args: Vec<String>) -> ExitCode {
             continue;
         }
         if flag == "-h" || flag == "--help" {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
+            return Ok(None);
         }
         let Some(value) = inline.or_else(|| args.next()) else {
-            eprintln!("multus-daemon approve-csrs: {flag} needs a value\n{USAGE}");
-            return ExitCode::FAILURE;
+            return Err(format!("{flag} needs a value"));
         };
         let duration = |v: &str| multus_cni::identity::parse_duration(v);
         let outcome = match flag.as_str() {
@@ -136,44 +160,35 @@ fn approve_csrs(args: Vec<String>) -> ExitCode {
             },
             other => Err(format!("unknown argument {other:?}")),
         };
-        if let Err(e) = outcome {
-            eprintln!("multus-daemon approve-csrs: {flag}: {e}\n{USAGE}");
-            return ExitCode::FAILURE;
-        }
+        outcome.map_err(|e| format!("{flag}: {e}"))?;
     }
     if config.bootstrap_users.is_empty() {
         config
             .bootstrap_users
             .push(DEFAULT_BOOTSTRAP_USER.to_owned());
     }
-    multus_cni::logging::init(Some("verbose"), None, true);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    Ok(Some((config, kubeconfig)))
+}
+
+/// Run the approver until SIGTERM/SIGINT.
+fn run_approver(
+    config: multus_daemon::approver::ApproverConfig,
+    kubeconfig: Option<PathBuf>,
+) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("multus-daemon approve-csrs: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let source = multus_cni::cluster::kube::ApiSource::select(kubeconfig.as_deref(), None, |key| {
         std::env::var(key).ok()
     });
-    let outcome = runtime.block_on(async {
+    runtime.block_on(async {
         let client =
             multus_cni::cluster::kube::connect(&source, std::time::Duration::from_secs(30)).await?;
         tokio::select! {
             outcome = multus_daemon::approver::run(client, config) => outcome,
             () = multus_daemon::server::termination() => Ok(()),
         }
-    });
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("multus-daemon approve-csrs: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }

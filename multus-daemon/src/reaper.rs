@@ -19,12 +19,9 @@ use multus_cni::cluster::kube::KubeClusterApi;
 use multus_cni::state_store::FileStateStore;
 use multus_core::config::MultusConf;
 use multus_core::daemon_api::Request;
-use multus_core::delegate::DelegateConfig;
-use multus_core::generate::MULTUS_PLUGIN_TYPES;
 use multus_core::request::PodRef;
-use multus_core::seams::{ClusterApi, StateStore};
+use multus_core::seams::ClusterApi;
 use multus_core::state::SandboxState;
-use serde_json::Map;
 use tokio::sync::watch;
 
 use crate::server::{self, Daemon};
@@ -137,10 +134,10 @@ fn candidates(
             .is_some_and(|age| age >= min_age)
     };
     Ok(store
-        .list()?
+        .list_blocking()?
         .into_iter()
         .filter(|id| old_enough(id))
-        .filter_map(|id| store.load(&id).ok().flatten())
+        .filter_map(|id| store.load_blocking(&id).ok().flatten())
         .filter(|record| record.belongs_to(multus_network) && !record.pod_name.is_empty())
         .collect())
 }
@@ -199,15 +196,11 @@ fn cni_path(daemon: &Daemon) -> String {
         .unwrap_or_else(|| format!("{}:/opt/cni/bin", daemon.config.bin_dir.display()))
 }
 
-/// What a runtime passes on stdin for the multus configuration in `path`: the file, or
-/// multus' entry of a config list with the list's `name` and `cniVersion`.
+/// What a runtime passes on stdin for the multus configuration in `path` (see
+/// [`multus_core::delegate::runtime_stdin`]).
 fn runtime_stdin(path: &Path) -> Result<Vec<u8>, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let config = DelegateConfig::from_bytes(&bytes).map_err(|e| e.to_string())?;
-    let index = config
-        .plugin_types()
-        .iter()
-        .position(|t| MULTUS_PLUGIN_TYPES.contains(t))
-        .ok_or_else(|| "no multus-shim or multus plugin in it".to_owned())?;
-    Ok(config.plugin_stdin(index, &Map::new(), None))
+    multus_core::delegate::runtime_stdin(&bytes)
+        .map(|stdin| stdin.bytes)
+        .map_err(|e| e.to_string())
 }

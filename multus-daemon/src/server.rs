@@ -26,6 +26,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use multus_cni::devices::{DevicePaths, DraSource, NodeDevices};
+use multus_cni::files::FsConfigFiles;
 use multus_core::cni::{CniError, CniResult, CniVersion, ErrorCode};
 use multus_core::config::MultusConf;
 use multus_core::daemon_api::{self as api, MAX_REQUEST_BYTES, Request};
@@ -35,7 +36,7 @@ use multus_core::seams::ClusterApi;
 use tokio::sync::watch;
 
 use crate::admission::{Admission, Rejection};
-use crate::blocking::{BlockingFiles, BlockingNetns, BlockingStateStore};
+use crate::blocking::{BlockingNetns, BlockingStateStore};
 use crate::cache::Caches;
 use crate::config::DaemonConfig;
 use crate::confmgr::SharedStatus;
@@ -325,71 +326,16 @@ pub(crate) async fn serve_cni(
     daemon: &Daemon,
     request: Request,
 ) -> Result<Option<serde_json::Value>, Failure> {
-    let env: BTreeMap<String, String> = request.env;
-    if let Some(path) = env.get("CNI_PATH")
-        && let Ok(mut last) = daemon.runtime_cni_path.lock()
-        && last.as_deref() != Some(path.as_str())
-    {
-        *last = Some(path.clone());
-    }
-    let hint = stdin_version(&request.config);
-    let overlaid = daemon.config.overlay(&request.config).map_err(|e| {
-        bad_request(
-            CniError::new(
-                ErrorCode::DecodeFailure,
-                format!("Multus: invalid network configuration: {e}"),
-            )
-            .with_version(&hint),
-        )
-    })?;
-    let cni = CniRequest::from_env(&env, overlaid)
-        .map_err(|e| bad_request(MultusError::from(e).to_cni_error(&hint)))?;
-    if cni.command == Command::Version {
-        return Err(bad_request(
-            CniError::new(
-                ErrorCode::InvalidEnvironment,
-                "unexpected CNI_COMMAND VERSION: the shim answers VERSION itself",
-            )
-            .with_version(&hint),
-        ));
-    }
-    let conf = MultusConf::parse(&cni.stdin)
-        .map_err(|e| bad_request(MultusError::from(e).to_cni_error(&hint)))?;
-    let version = conf.cni_version;
+    remember_cni_path(daemon, &request.env);
+    let (cni, conf) = parse_request(daemon, request)?;
     tracing::info!(
         command = %cni.command, container = %cni.container_id, netns = %cni.netns,
         ifname = %cni.ifname, args = %cni.args, "starting CNI request"
     );
     let started = Instant::now();
-    let cached = daemon.caches.as_ref().map(|caches| caches.api());
-    let fallback;
-    let (api, dra): (&dyn ClusterApi, Option<&dyn DraSource>) = match &cached {
-        Some(cached) => (cached, Some(cached.live())),
-        None => {
-            fallback = multus_cni::edge::cluster_api(&conf);
-            (fallback.as_ref(), None)
-        }
-    };
-    let state = BlockingStateStore::new(&conf.cni_dir);
-    let devices = NodeDevices::new(DevicePaths::from_conf(&conf), dra);
-    let seams = Seams {
-        api,
-        exec: &daemon.exec,
-        state: &state,
-        netns: &BlockingNetns,
-        files: &BlockingFiles,
-        devices: &devices,
-    };
-    let engine = Engine::new(&conf, &cni, seams);
-    let outcome = match cni.command {
-        Command::Add => engine.add().await.map(Some),
-        Command::Del => engine.del().await.map(|()| None),
-        Command::Check => engine.check().await.map(|()| None),
-        Command::Status => engine.status().await.map(|()| None),
-        Command::Gc => engine.gc().await.map(|()| None),
-        Command::Version => Ok(None),
-    };
+    let outcome = run_engine(daemon, &conf, &cni).await;
     let took = started.elapsed();
+    let version = conf.cni_version;
     match outcome {
         Ok(None) => {
             tracing::info!(command = %cni.command, container = %cni.container_id, took_ms = took.as_millis() as u64, "finished CNI request");
@@ -410,6 +356,81 @@ pub(crate) async fn serve_cni(
             tracing::error!(command = %cni.command, container = %cni.container_id, error = %e, details = %error.details, "CNI request failed");
             Err(bad_request(error))
         }
+    }
+}
+
+/// Keep the runtime's `CNI_PATH` for the requests the daemon makes itself (reaping).
+fn remember_cni_path(daemon: &Daemon, env: &BTreeMap<String, String>) {
+    if let Some(path) = env.get("CNI_PATH")
+        && let Ok(mut last) = daemon.runtime_cni_path.lock()
+        && last.as_deref() != Some(path.as_str())
+    {
+        *last = Some(path.clone());
+    }
+}
+
+/// The CNI request and multus' configuration for it: the shim's document with the
+/// daemon configuration set over it.
+fn parse_request(daemon: &Daemon, request: Request) -> Result<(CniRequest, MultusConf), Failure> {
+    let hint = stdin_version(&request.config);
+    let overlaid = daemon.config.overlay(&request.config).map_err(|e| {
+        bad_request(
+            CniError::new(
+                ErrorCode::DecodeFailure,
+                format!("Multus: invalid network configuration: {e}"),
+            )
+            .with_version(&hint),
+        )
+    })?;
+    let cni = CniRequest::from_env(&request.env, overlaid)
+        .map_err(|e| bad_request(MultusError::from(e).to_cni_error(&hint)))?;
+    if cni.command == Command::Version {
+        return Err(bad_request(
+            CniError::new(
+                ErrorCode::InvalidEnvironment,
+                "unexpected CNI_COMMAND VERSION: the shim answers VERSION itself",
+            )
+            .with_version(&hint),
+        ));
+    }
+    let conf = MultusConf::parse(&cni.stdin)
+        .map_err(|e| bad_request(MultusError::from(e).to_cni_error(&hint)))?;
+    Ok((cni, conf))
+}
+
+/// Run the request through the engine over the daemon's seams.
+async fn run_engine(
+    daemon: &Daemon,
+    conf: &MultusConf,
+    cni: &CniRequest,
+) -> Result<Option<Vec<u8>>, MultusError> {
+    let cached = daemon.caches.as_ref().map(|caches| caches.api());
+    let fallback;
+    let (api, dra): (&dyn ClusterApi, Option<&dyn DraSource>) = match &cached {
+        Some(cached) => (cached, Some(cached.live())),
+        None => {
+            fallback = multus_cni::edge::cluster_api(conf);
+            (fallback.as_ref(), None)
+        }
+    };
+    let state = BlockingStateStore::new(&conf.cni_dir);
+    let devices = NodeDevices::new(DevicePaths::from_conf(conf), dra);
+    let seams = Seams {
+        api,
+        exec: &daemon.exec,
+        state: &state,
+        netns: &BlockingNetns,
+        files: &FsConfigFiles,
+        devices: &devices,
+    };
+    let engine = Engine::new(conf, cni, seams);
+    match cni.command {
+        Command::Add => engine.add().await.map(Some),
+        Command::Del => engine.del().await.map(|()| None),
+        Command::Check => engine.check().await.map(|()| None),
+        Command::Status => engine.status().await.map(|()| None),
+        Command::Gc => engine.gc().await.map(|()| None),
+        Command::Version => Ok(None),
     }
 }
 

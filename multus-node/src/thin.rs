@@ -102,92 +102,114 @@ fn is_auto(conf_file: &str) -> bool {
     conf_file == "auto"
 }
 
+/// The log level and poll interval, checked before anything else.
+fn check_args(args: &ThinArgs) -> Result<(), NodeError> {
+    if !args.multus_log_level.is_empty()
+        && !matches!(
+            args.multus_log_level.to_ascii_lowercase().as_str(),
+            "debug" | "verbose" | "error" | "panic"
+        )
+    {
+        return Err(NodeError::Usage(format!(
+            "--multus-log-level {:?}: expected debug, verbose, error or panic",
+            args.multus_log_level
+        )));
+    }
+    if args.poll_interval_seconds == 0 {
+        return Err(NodeError::Usage(
+            "--poll-interval-seconds must be at least 1".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Where the kubeconfig and its token file go, in the pod and on the host.
+fn kubeconfig_paths(args: &ThinArgs) -> Result<KubeconfigPaths, NodeError> {
+    let host_dir = args
+        .multus_kubeconfig_file_host
+        .parent()
+        .unwrap_or(Path::new("/"));
+    if !args.multus_kubeconfig_file_host.is_absolute()
+        || args.multus_kubeconfig_file_host.file_name().is_none()
+    {
+        return Err(NodeError::Usage(format!(
+            "--multus-kubeconfig-file-host {} must be an absolute file path",
+            args.multus_kubeconfig_file_host.display()
+        )));
+    }
+    Ok(KubeconfigPaths {
+        kubeconfig: args.cni_conf_dir.join("multus.d").join(
+            args.multus_kubeconfig_file_host
+                .file_name()
+                .unwrap_or(kubeconfig::KUBECONFIG_NAME.as_ref()),
+        ),
+        token: args
+            .cni_conf_dir
+            .join("multus.d")
+            .join(kubeconfig::TOKEN_NAME),
+        kubeconfig_on_host: args.multus_kubeconfig_file_host.clone(),
+        token_on_host: host_dir.join(kubeconfig::TOKEN_NAME),
+    })
+}
+
+/// The generator's options from the flags the Go entrypoint has.
+fn generator_options(args: &ThinArgs) -> GeneratorOptions {
+    let mut options = GeneratorOptions::new(Flavour::Thin {
+        kubeconfig: Some(args.multus_kubeconfig_file_host.display().to_string()),
+        conf_dir: Some(
+            host_path(&args.host_prefix, &args.multus_cni_conf_dir)
+                .display()
+                .to_string(),
+        ),
+    });
+    options.cni_version = non_empty(&args.cni_version);
+    options.override_network_name = args.override_network_name;
+    options.conflist = args.conflist;
+    options.force_cni_version = args.force_cni_version;
+    options.log_file = non_empty(&args.multus_log_file);
+    options.log_level = non_empty(&args.multus_log_level);
+    options.log_to_stderr = Some(args.multus_log_to_stderr);
+    options.bin_dir = non_empty(&args.additional_bin_dir);
+    options.namespace_isolation = args.namespace_isolation;
+    options.global_namespaces = non_empty(&args.global_namespaces);
+    options.readiness_indicator_file = non_empty(&args.readiness_indicator_file);
+    options
+}
+
+/// `--per-node-certificate`: the node's identity, and whether the bootstrap kubeconfig
+/// is to be made here (none given).
+fn node_identity(args: &ThinArgs) -> Result<Option<(NodeIdentity, bool)>, NodeError> {
+    if !args.per_node_certificate {
+        return Ok(None);
+    }
+    let generated = args.bootstrap_config.is_none();
+    let bootstrap = args
+        .bootstrap_config
+        .clone()
+        .unwrap_or_else(|| args.cert_dir.join(BOOTSTRAP_NAME));
+    Ok(Some((
+        NodeIdentity::new(
+            &args.node_name,
+            bootstrap,
+            &args.cert_dir,
+            &args.cert_duration,
+        )?,
+        generated,
+    )))
+}
+
 impl Thin {
     /// Check the arguments and the host directories; nothing is written yet.
     pub fn new(args: ThinArgs) -> Result<Self, NodeError> {
-        if !args.multus_log_level.is_empty()
-            && !matches!(
-                args.multus_log_level.to_ascii_lowercase().as_str(),
-                "debug" | "verbose" | "error" | "panic"
-            )
-        {
-            return Err(NodeError::Usage(format!(
-                "--multus-log-level {:?}: expected debug, verbose, error or panic",
-                args.multus_log_level
-            )));
-        }
-        if args.poll_interval_seconds == 0 {
-            return Err(NodeError::Usage(
-                "--poll-interval-seconds must be at least 1".to_owned(),
-            ));
-        }
+        check_args(&args)?;
         let server = kubeconfig::server_url(
             &args.kubernetes_service_host,
             &args.kubernetes_service_port,
             &args.kubernetes_service_protocol,
         )?;
-        let host_dir = args
-            .multus_kubeconfig_file_host
-            .parent()
-            .unwrap_or(Path::new("/"));
-        if !args.multus_kubeconfig_file_host.is_absolute()
-            || args.multus_kubeconfig_file_host.file_name().is_none()
-        {
-            return Err(NodeError::Usage(format!(
-                "--multus-kubeconfig-file-host {} must be an absolute file path",
-                args.multus_kubeconfig_file_host.display()
-            )));
-        }
-        let kubeconfig = KubeconfigPaths {
-            kubeconfig: args.cni_conf_dir.join("multus.d").join(
-                args.multus_kubeconfig_file_host
-                    .file_name()
-                    .unwrap_or(kubeconfig::KUBECONFIG_NAME.as_ref()),
-            ),
-            token: args
-                .cni_conf_dir
-                .join("multus.d")
-                .join(kubeconfig::TOKEN_NAME),
-            kubeconfig_on_host: args.multus_kubeconfig_file_host.clone(),
-            token_on_host: host_dir.join(kubeconfig::TOKEN_NAME),
-        };
-        let mut options = GeneratorOptions::new(Flavour::Thin {
-            kubeconfig: Some(args.multus_kubeconfig_file_host.display().to_string()),
-            conf_dir: Some(
-                host_path(&args.host_prefix, &args.multus_cni_conf_dir)
-                    .display()
-                    .to_string(),
-            ),
-        });
-        options.cni_version = non_empty(&args.cni_version);
-        options.override_network_name = args.override_network_name;
-        options.conflist = args.conflist;
-        options.force_cni_version = args.force_cni_version;
-        options.log_file = non_empty(&args.multus_log_file);
-        options.log_level = non_empty(&args.multus_log_level);
-        options.log_to_stderr = Some(args.multus_log_to_stderr);
-        options.bin_dir = non_empty(&args.additional_bin_dir);
-        options.namespace_isolation = args.namespace_isolation;
-        options.global_namespaces = non_empty(&args.global_namespaces);
-        options.readiness_indicator_file = non_empty(&args.readiness_indicator_file);
-        let identity = if args.per_node_certificate {
-            let generated = args.bootstrap_config.is_none();
-            let bootstrap = args
-                .bootstrap_config
-                .clone()
-                .unwrap_or_else(|| args.cert_dir.join(BOOTSTRAP_NAME));
-            Some((
-                NodeIdentity::new(
-                    &args.node_name,
-                    bootstrap,
-                    &args.cert_dir,
-                    &args.cert_duration,
-                )?,
-                generated,
-            ))
-        } else {
-            None
-        };
+        let kubeconfig = kubeconfig_paths(&args)?;
+        let options = generator_options(&args);
+        let identity = node_identity(&args)?;
         Ok(Self {
             args,
             server,

@@ -204,96 +204,132 @@ impl SocketClient {
 /// Read and parse one HTTP/1.1 response from `stream` (the daemon at `socket`, named in
 /// errors). Public for the fuzz target of the response reader.
 pub fn read_response(socket: &Path, stream: &mut impl Read) -> Result<HttpResponse, ClientError> {
-    {
-        let bad = |reason: String| ClientError::BadResponse {
-            socket: socket.to_owned(),
-            reason,
-        };
-        let io = |source: std::io::Error| ClientError::Io {
-            socket: socket.to_owned(),
-            source,
-        };
-        let mut buffer = Vec::with_capacity(4096);
-        let mut chunk = [0u8; 8192];
-        let (status, headers, head_len) = loop {
-            let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut response = httparse::Response::new(&mut slots);
-            match response.parse(&buffer) {
-                Ok(httparse::Status::Complete(len)) => {
-                    let headers = response
-                        .headers
-                        .iter()
-                        .map(|h| {
-                            (
-                                h.name.to_ascii_lowercase(),
-                                String::from_utf8_lossy(h.value).trim().to_owned(),
-                            )
-                        })
-                        .collect::<Vec<_>>();
-                    break (response.code.unwrap_or_default(), headers, len);
-                }
-                Ok(httparse::Status::Partial) => {}
-                Err(e) => return Err(bad(e.to_string())),
-            }
-            if buffer.len() > MAX_HEAD_BYTES {
-                return Err(bad("response head too large".into()));
-            }
-            let n = read_retrying(stream, &mut chunk).map_err(io)?;
-            if n == 0 {
-                return Err(if buffer.is_empty() {
-                    ClientError::Io {
-                        socket: socket.to_owned(),
-                        source: std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            "the daemon closed the connection without answering",
-                        ),
-                    }
-                } else {
-                    bad("connection closed inside the response head".into())
+    let head = read_head(socket, stream)?;
+    let body = read_body(socket, stream, head.status, &head.headers, head.rest)?;
+    Ok(HttpResponse {
+        status: head.status,
+        headers: head.headers,
+        body,
+    })
+}
+
+/// A response that is not HTTP as the client reads it.
+fn bad_response(socket: &Path, reason: String) -> ClientError {
+    ClientError::BadResponse {
+        socket: socket.to_owned(),
+        reason,
+    }
+}
+
+fn io_error(socket: &Path, source: std::io::Error) -> ClientError {
+    ClientError::Io {
+        socket: socket.to_owned(),
+        source,
+    }
+}
+
+/// A response's head, and what was read past it.
+struct Head {
+    status: u16,
+    /// Names lower-cased.
+    headers: Vec<(String, String)>,
+    rest: Vec<u8>,
+}
+
+/// Read up to the end of the head.
+fn read_head(socket: &Path, stream: &mut impl Read) -> Result<Head, ClientError> {
+    let mut buffer = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 8192];
+    loop {
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut slots);
+        match response.parse(&buffer) {
+            Ok(httparse::Status::Complete(len)) => {
+                let headers = response
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_ascii_lowercase(),
+                            String::from_utf8_lossy(h.value).trim().to_owned(),
+                        )
+                    })
+                    .collect::<Vec<_>>();
+                return Ok(Head {
+                    status: response.code.unwrap_or_default(),
+                    headers,
+                    rest: buffer.split_off(len),
                 });
             }
-            buffer.extend_from_slice(&chunk[..n]);
-        };
-        let mut rest = buffer.split_off(head_len);
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_str())
-        };
-        let chunked =
-            header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-        let body = if chunked {
-            read_to_end_limited(stream, &mut rest).map_err(io)?;
-            decode_chunked(&rest).map_err(bad)?
-        } else if let Some(length) = header("content-length") {
-            let length: usize = length
-                .parse()
-                .map_err(|_| bad(format!("invalid Content-Length {length:?}")))?;
-            if length > MAX_RESPONSE_BYTES {
-                return Err(bad(format!("response body of {length} bytes is too large")));
-            }
-            while rest.len() < length {
-                let n = read_retrying(stream, &mut chunk).map_err(io)?;
-                if n == 0 {
-                    return Err(bad("connection closed inside the response body".into()));
-                }
-                rest.extend_from_slice(&chunk[..n]);
-            }
-            rest.truncate(length);
-            rest
-        } else if status == 204 || status == 304 || (100..200).contains(&status) {
-            Vec::new()
-        } else {
-            read_to_end_limited(stream, &mut rest).map_err(io)?;
-            rest
-        };
-        Ok(HttpResponse {
-            status,
-            headers,
-            body,
-        })
+            Ok(httparse::Status::Partial) => {}
+            Err(e) => return Err(bad_response(socket, e.to_string())),
+        }
+        if buffer.len() > MAX_HEAD_BYTES {
+            return Err(bad_response(socket, "response head too large".into()));
+        }
+        let n = read_retrying(stream, &mut chunk).map_err(|e| io_error(socket, e))?;
+        if n == 0 {
+            return Err(if buffer.is_empty() {
+                io_error(
+                    socket,
+                    std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the daemon closed the connection without answering",
+                    ),
+                )
+            } else {
+                bad_response(socket, "connection closed inside the response head".into())
+            });
+        }
+        buffer.extend_from_slice(&chunk[..n]);
     }
+}
+
+/// The body after the head: chunked, of Content-Length, none, or up to the close.
+fn read_body(
+    socket: &Path,
+    stream: &mut impl Read,
+    status: u16,
+    headers: &[(String, String)],
+    mut rest: Vec<u8>,
+) -> Result<Vec<u8>, ClientError> {
+    let bad = |reason: String| bad_response(socket, reason);
+    let io = |source: std::io::Error| io_error(socket, source);
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let chunked =
+        header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    if chunked {
+        read_to_end_limited(stream, &mut rest).map_err(io)?;
+        return decode_chunked(&rest).map_err(bad);
+    }
+    if let Some(length) = header("content-length") {
+        let length: usize = length
+            .parse()
+            .map_err(|_| bad(format!("invalid Content-Length {length:?}")))?;
+        if length > MAX_RESPONSE_BYTES {
+            return Err(bad(format!("response body of {length} bytes is too large")));
+        }
+        let mut chunk = [0u8; 8192];
+        while rest.len() < length {
+            let n = read_retrying(stream, &mut chunk).map_err(io)?;
+            if n == 0 {
+                return Err(bad("connection closed inside the response body".into()));
+            }
+            rest.extend_from_slice(&chunk[..n]);
+        }
+        rest.truncate(length);
+        return Ok(rest);
+    }
+    if status == 204 || status == 304 || (100..200).contains(&status) {
+        return Ok(Vec::new());
+    }
+    read_to_end_limited(stream, &mut rest).map_err(io)?;
+    Ok(rest)
 }
 
 fn read_to_end_limited(stream: &mut impl Read, into: &mut Vec<u8>) -> std::io::Result<()> {

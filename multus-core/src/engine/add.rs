@@ -8,7 +8,7 @@ impl Engine<'_> {
     /// ADD: attach every planned network; returns the cluster network's result rendered
     /// in multus' configured cniVersion.
     pub async fn add(&self) -> Result<Vec<u8>, MultusError> {
-        self.wait_until_ready("ADD")?;
+        self.wait_until_ready("ADD").await?;
         let store = self.seams.state;
         let _lock = store
             .lock(&self.request.container_id)
@@ -18,24 +18,25 @@ impl Engine<'_> {
             Ok(Some(planned)) => planned,
             // The pod is gone: upstream's empty success, nothing attached (pod.rs).
             Ok(None) => {
-                self.forget_unrecorded();
+                self.forget_unrecorded().await;
                 return Ok(self.pod_gone_result());
             }
             Err(e) => {
-                self.forget_unrecorded();
+                self.forget_unrecorded().await;
                 return Err(e);
             }
         };
         let mut state = self.new_state(plan);
         state.parallel_attach = parallel;
-        store.save(&state).map_err(|e| self.state_error(e))?;
+        store.save(&state).await.map_err(|e| self.state_error(e))?;
 
         let invoker = self.invoker();
         if let Err(failure) = self.attach_all(&invoker, &mut state).await {
             let report = self
                 .roll_back(&invoker, &state, failure.attempted, &failure.never_ran)
                 .await;
-            self.finish_failed_add(&report, &state, failure.attempted - 1);
+            self.finish_failed_add(&report, &state, failure.attempted - 1)
+                .await;
             let delegate = &state.attachments[failure.failed].delegate;
             return Err(MultusError::Add {
                 pod: self.request.pod.clone(),
@@ -54,7 +55,7 @@ impl Engine<'_> {
             let report = self
                 .roll_back(&invoker, &state, state.attachments.len(), &BTreeSet::new())
                 .await;
-            self.finish_failed_add(&report, &state, last);
+            self.finish_failed_add(&report, &state, last).await;
             let delegate = &state.attachments[failure.index].delegate;
             return Err(MultusError::DefaultRoute {
                 pod: self.request.pod.clone(),
@@ -69,7 +70,7 @@ impl Engine<'_> {
         state.phase = Phase::Added;
         // The record saved before the first delegate ran is durable already, and DEL
         // works from it: this newer version need not wait for the disk.
-        if let Err(e) = store.update(&state) {
+        if let Err(e) = store.update(&state).await {
             // Attached but not recorded as such (a full or failing state directory): a
             // failed ADD must leave nothing attached, so undo it all.
             let last = state.attachments.len().saturating_sub(1);
@@ -77,7 +78,7 @@ impl Engine<'_> {
                 .roll_back(&invoker, &state, state.attachments.len(), &BTreeSet::new())
                 .await;
             tracing::warn!(error = %e, %report, "could not record the attached networks; rolled back");
-            self.finish_failed_add(&report, &state, last);
+            self.finish_failed_add(&report, &state, last).await;
             return Err(self.state_error(e));
         }
         self.publish(&state).await;
@@ -133,10 +134,10 @@ impl Engine<'_> {
     /// After a request refused before anything ran: let the store forget the container,
     /// unless an earlier ADD left a record of it. (The file store needs nothing here: its
     /// lock file goes when the lock is released.)
-    pub(super) fn forget_unrecorded(&self) {
+    pub(super) async fn forget_unrecorded(&self) {
         let store = self.seams.state;
-        if matches!(store.load(&self.request.container_id), Ok(None))
-            && let Err(e) = store.remove(&self.request.container_id)
+        if matches!(store.load(&self.request.container_id).await, Ok(None))
+            && let Err(e) = store.remove(&self.request.container_id).await
         {
             tracing::warn!(error = %e, "could not remove the lock of a refused request");
         }
@@ -243,7 +244,7 @@ impl Engine<'_> {
     /// the record of the delegates up to `failed` so the runtime's DEL can finish the
     /// job. The delegates after `failed` never ran: they leave the record, so that a
     /// network that was never attached never makes DEL fail.
-    pub(super) fn finish_failed_add(
+    pub(super) async fn finish_failed_add(
         &self,
         report: &AttachmentReport,
         state: &SandboxState,
@@ -251,13 +252,13 @@ impl Engine<'_> {
     ) {
         let store = self.seams.state;
         if report.not_rolled_back.is_empty() {
-            if let Err(e) = store.remove(&self.request.container_id) {
+            if let Err(e) = store.remove(&self.request.container_id).await {
                 tracing::warn!(error = %e, "could not remove state after rollback");
             }
         } else if failed + 1 < state.attachments.len() {
             let mut attempted = state.clone();
             attempted.attachments.truncate(failed + 1);
-            if let Err(e) = store.save(&attempted) {
+            if let Err(e) = store.save(&attempted).await {
                 tracing::warn!(error = %e, "could not drop the delegates that never ran from the record");
             }
         }

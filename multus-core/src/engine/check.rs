@@ -19,8 +19,8 @@ impl Engine<'_> {
             .lock(&self.request.container_id)
             .await
             .map_err(|e| self.state_error(e))?;
-        let Some(state) = self.load_or_upstream()? else {
-            self.forget_unrecorded();
+        let Some(state) = self.load_or_upstream().await? else {
+            self.forget_unrecorded().await;
             return Err(MultusError::UnknownContainer {
                 pod: self.request.pod.clone(),
                 container_id: self.request.container_id.clone(),

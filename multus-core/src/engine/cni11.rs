@@ -42,7 +42,7 @@ impl Engine<'_> {
     /// answer STATUS and are taken as ready.
     pub async fn status(&self) -> Result<(), MultusError> {
         self.require_gc_and_status("STATUS")?;
-        self.wait_until_ready("STATUS")?;
+        self.wait_until_ready("STATUS").await?;
         let invoker = self.invoker();
         for (network, config) in self.configured_networks().await? {
             if !config
@@ -73,7 +73,7 @@ impl Engine<'_> {
     /// not sent GC at all, since which of its interfaces the sandbox has is unknown.
     pub async fn gc(&self) -> Result<(), MultusError> {
         self.require_gc_and_status("GC")?;
-        self.wait_until_ready("GC")?;
+        self.wait_until_ready("GC").await?;
         let valid: HashSet<(&str, &str)> = self
             .conf
             .valid_attachments
@@ -107,9 +107,9 @@ impl Engine<'_> {
     ) -> Result<HashSet<String>, MultusError> {
         let store = self.seams.state;
         let mut recorded = HashSet::new();
-        for id in store.list().map_err(|e| self.state_error(e))? {
+        for id in store.list().await.map_err(|e| self.state_error(e))? {
             let _lock = store.lock(&id).await.map_err(|e| self.state_error(e))?;
-            let record = match store.load(&id) {
+            let record = match store.load(&id).await {
                 Ok(Some(record)) => record,
                 Ok(None) => continue,
                 Err(e) => {
@@ -130,7 +130,7 @@ impl Engine<'_> {
             tracing::info!(container = %id, "sandbox is not valid any more; deleting its attachments");
             match self.tear_down(&record).await {
                 Ok(()) => {
-                    if let Err(e) = store.remove(&id) {
+                    if let Err(e) = store.remove(&id).await {
                         failures.push(format!("{id}: {e}"));
                     }
                 }

@@ -32,29 +32,68 @@ impl Engine<'_> {
             .lock(&self.request.container_id)
             .await
             .map_err(|e| self.state_error(e))?;
-        let (mut record, known) = match store.load(&self.request.container_id) {
-            Ok(Some(state)) => (state, Known::Record),
-            Ok(None) => match self.upstream_record(&self.request.container_id) {
-                Some((state, sandbox)) => (state, Known::Upstream(sandbox)),
-                None => self.rebuild_for_del().await?,
-            },
-            Err(e @ StateError::Corrupt { .. }) => {
-                tracing::warn!(error = %e, "state is corrupt; rebuilding the plan from configuration");
-                self.rebuild_for_del().await?
-            }
-            Err(e) => return Err(self.state_error(e)),
-        };
+        let (mut record, known) = self.record_for_del().await?;
         let recorded = !matches!(known, Known::Rebuilt { .. });
-        let invoker = self.invoker();
-        let mut failures = Vec::new();
-        let mut deleted = Vec::new();
         // A record says how it was attached; a rebuilt plan follows the configuration.
-        if matches!(known, Known::Rebuilt { .. }) {
+        if !recorded {
             record.parallel_attach = self.conf.parallel_attach;
         }
         let outcomes = self
-            .detach_all(&invoker, &record.attachments, record.parallel_attach)
+            .detach_all(&self.invoker(), &record.attachments, record.parallel_attach)
             .await;
+        let (failures, deleted) = self.sort_outcomes(&record, outcomes, recorded);
+        if failures.is_empty() {
+            store
+                .remove(&self.request.container_id)
+                .await
+                .map_err(|e| self.state_error(e))?;
+            return self.forget_after_del(&known).await;
+        }
+        // Upstream drops its cache here unless `retryDeleteOnError` is set, and its retry
+        // then cannot find the annotation networks of a deleted pod: keep it always
+        // (upstream's own cache files stay for the retry as they are).
+        let record_kept = recorded
+            || store
+                .save(&record)
+                .await
+                .map_err(|e| tracing::warn!(error = %e, "could not record the sandbox for the runtime's retry"))
+                .is_ok();
+        Err(MultusError::Del {
+            pod: self.request.pod.clone(),
+            failures,
+            deleted,
+            record_kept,
+        })
+    }
+
+    /// What DEL works from: the record, else upstream's caches of the sandbox, else the
+    /// plan rebuilt from the configuration (also when the record is corrupt).
+    async fn record_for_del(&self) -> Result<(SandboxState, Known), MultusError> {
+        match self.seams.state.load(&self.request.container_id).await {
+            Ok(Some(state)) => Ok((state, Known::Record)),
+            Ok(None) => match self.upstream_record(&self.request.container_id).await {
+                Some((state, sandbox)) => Ok((state, Known::Upstream(sandbox))),
+                None => self.rebuild_for_del().await,
+            },
+            Err(e @ StateError::Corrupt { .. }) => {
+                tracing::warn!(error = %e, "state is corrupt; rebuilding the plan from configuration");
+                self.rebuild_for_del().await
+            }
+            Err(e) => Err(self.state_error(e)),
+        }
+    }
+
+    /// The failed delegates and the labels of the deleted ones, in attachment order;
+    /// a delegate's devices are released once it is deleted. Without a record
+    /// (`recorded` false), failures that cannot mean a leak are logged, not returned.
+    fn sort_outcomes(
+        &self,
+        record: &SandboxState,
+        outcomes: Vec<Result<(), ExecError>>,
+        recorded: bool,
+    ) -> (Vec<DelegateFailure>, Vec<String>) {
+        let mut failures = Vec::new();
+        let mut deleted = Vec::new();
         for (attachment, outcome) in record.attachments.iter().zip(outcomes).rev() {
             let delegate = &attachment.delegate;
             match outcome {
@@ -87,38 +126,20 @@ impl Engine<'_> {
         }
         failures.reverse();
         deleted.reverse();
-        if failures.is_empty() {
-            store
-                .remove(&self.request.container_id)
-                .map_err(|e| self.state_error(e))?;
-            return self.forget_after_del(&known);
-        }
-        // Upstream drops its cache here unless `retryDeleteOnError` is set, and its retry
-        // then cannot find the annotation networks of a deleted pod: keep it always
-        // (upstream's own cache files stay for the retry as they are).
-        let record_kept = recorded
-            || store
-                .save(&record)
-                .map_err(|e| tracing::warn!(error = %e, "could not record the sandbox for the runtime's retry"))
-                .is_ok();
-        Err(MultusError::Del {
-            pod: self.request.pod.clone(),
-            failures,
-            deleted,
-            record_kept,
-        })
+        (failures, deleted)
     }
 
     /// After a successful DEL: remove upstream's cache files of the sandbox, and the note
     /// of unknown attachments once a DEL knew the whole sandbox (upstream's caches, or a
     /// plan rebuilt with the pod's annotations).
-    fn forget_after_del(&self, known: &Known) -> Result<(), MultusError> {
+    async fn forget_after_del(&self, known: &Known) -> Result<(), MultusError> {
         let store = self.seams.state;
         let id = &self.request.container_id;
         match known {
             Known::Upstream(sandbox) => {
                 store
                     .remove_upstream(sandbox)
+                    .await
                     .map_err(|e| self.state_error(e))?;
                 tracing::info!(container = %id, "deleted a sandbox attached by upstream Multus and removed its caches");
             }
@@ -127,7 +148,7 @@ impl Engine<'_> {
             Known::Rebuilt { guessed: true } | Known::Record => return Ok(()),
             Known::Rebuilt { guessed: false } => {}
         }
-        if let Err(e) = store.note_unknown(id, None) {
+        if let Err(e) = store.note_unknown(id, None).await {
             tracing::warn!(container = %id, error = %e, "could not remove the note of unknown attachments");
         }
         Ok(())
@@ -241,6 +262,7 @@ impl Engine<'_> {
             .seams
             .state
             .note_unknown(&self.request.container_id, Some(&note))
+            .await
         {
             tracing::warn!(error = %e, "could not keep a note of the unknown attachments");
         }

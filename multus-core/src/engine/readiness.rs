@@ -10,7 +10,7 @@ pub const READINESS_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Engine<'_> {
     /// Wait for the readiness indicator file, when one is configured.
-    pub(super) fn wait_until_ready(&self, command: &'static str) -> Result<(), MultusError> {
+    pub(super) async fn wait_until_ready(&self, command: &'static str) -> Result<(), MultusError> {
         let Some(path) = &self.conf.readiness_indicator_file else {
             return Ok(());
         };
@@ -19,6 +19,7 @@ impl Engine<'_> {
             .seams
             .files
             .wait_for(path, timeout, READINESS_POLL_INTERVAL)
+            .await
         {
             return Ok(());
         }

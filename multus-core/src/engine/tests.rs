@@ -305,7 +305,7 @@ fn add_runs_delegates_in_order_and_returns_cluster_result_in_multus_version() {
     let result: Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(result["cniVersion"], "0.3.1");
     assert_eq!(result["ips"][0]["version"], "4");
-    let state = world.state.load("c1").unwrap().unwrap();
+    let state = world.state.record("c1").unwrap();
     assert_eq!(state.phase, crate::state::Phase::Added);
     assert_eq!(state.network_status.len(), 3);
     assert_eq!(state.network_status[1].name, "default/blue");
@@ -336,7 +336,7 @@ fn annotation_attributes_override_runtime_config_for_secondaries_only() {
     let calls = world.exec.calls();
     let (_, _, _, tuning) = &calls[2];
     assert_eq!(tuning["runtimeConfig"], json!({"mac": "02:11:22:33:44:55"}));
-    let state = world.state.load("c1").unwrap().unwrap();
+    let state = world.state.record("c1").unwrap();
     let chain = &state.attachments[1].delegate;
     assert_eq!(
         chain.add_cni_args,
@@ -371,7 +371,7 @@ fn failure_at_k_rolls_back_everything_attempted_in_reverse() {
         cni.details
     );
     assert!(
-        world.state.load("c1").unwrap().is_none(),
+        world.state.record("c1").is_none(),
         "state removed after full rollback"
     );
 }
@@ -392,7 +392,7 @@ fn a_failed_final_record_write_rolls_everything_back() {
         ]
     );
     assert_eq!(err.code(), 104);
-    assert!(world.state.load("c1").unwrap().is_none());
+    assert!(world.state.record("c1").is_none());
 }
 
 #[test]
@@ -400,7 +400,7 @@ fn failed_rollback_keeps_state_for_the_runtime_del() {
     let mut world = World::new();
     world.exec.failing_del.insert("bridge".into());
     add(&world, &conf("blue, broken")).unwrap_err();
-    assert!(world.state.load("c1").unwrap().is_some());
+    assert!(world.state.record("c1").is_some());
 }
 
 #[test]
@@ -421,7 +421,7 @@ fn del_uses_the_persisted_plan_in_reverse_with_cached_results() {
     );
     let calls = world.exec.calls();
     assert_eq!(calls[0].3["prevResult"]["interfaces"][0]["name"], "net2");
-    assert!(world.state.load("c1").unwrap().is_none());
+    assert!(world.state.record("c1").is_none());
 }
 
 #[test]
@@ -472,7 +472,7 @@ fn duplicate_and_existing_interfaces_are_refused_before_anything_runs() {
     let err = add(&world, &conf("blue")).unwrap_err();
     assert!(matches!(err, MultusError::InterfaceExists { .. }), "{err}");
     assert!(world.exec.calls().is_empty());
-    assert!(world.state.load("c1").unwrap().is_none());
+    assert!(world.state.record("c1").is_none());
 }
 
 #[test]
@@ -646,9 +646,9 @@ fn gc_tears_down_invalid_sandboxes_and_forwards_valid_attachments() {
     let conf = conf_1_1(json!({}));
     run(&world, &conf, Command::Add).unwrap();
     // A second sandbox, still in use.
-    let mut kept = world.state.load("c1").unwrap().unwrap();
+    let mut kept = world.state.record("c1").unwrap();
     kept.container_id = "c2".into();
-    world.state.save(&kept).unwrap();
+    world.state.put(kept);
     world.exec.calls.lock().unwrap().clear();
     world.exec.containers.lock().unwrap().clear();
 
@@ -673,8 +673,8 @@ fn gc_tears_down_invalid_sandboxes_and_forwards_valid_attachments() {
             .iter()
             .all(|c| c == "c1")
     );
-    assert!(world.state.load("c1").unwrap().is_none());
-    assert!(world.state.load("c2").unwrap().is_some());
+    assert!(world.state.record("c1").is_none());
+    assert!(world.state.record("c2").is_some());
     let calls = world.exec.calls();
     let gc = &calls[4].3;
     assert_eq!(
@@ -690,16 +690,16 @@ fn gc_never_touches_records_of_another_multus_network() {
     let world = World::new();
     let conf = conf_1_1(json!({"name": "multus-a"}));
     run(&world, &conf, Command::Add).unwrap();
-    let mut record = world.state.load("c1").unwrap().unwrap();
+    let mut record = world.state.record("c1").unwrap();
     assert_eq!(record.multus_network.as_deref(), Some("multus-a"));
     record.multus_network = Some("multus-b".into());
-    world.state.save(&record).unwrap();
+    world.state.put(record);
     world.exec.calls.lock().unwrap().clear();
 
     run(&world, &conf, Command::Gc).unwrap();
 
     assert_eq!(world.exec.summary(), vec!["GC ptp "], "no DEL");
-    assert!(world.state.load("c1").unwrap().is_some());
+    assert!(world.state.record("c1").is_some());
     // Its attachment on the network both use stays valid.
     assert_eq!(
         world.exec.calls()[0].3["cni.dev/valid-attachments"],
@@ -712,13 +712,13 @@ fn gc_collects_a_record_without_multus_network_as_its_own() {
     let world = World::new();
     let conf = conf_1_1(json!({"name": "multus-a"}));
     run(&world, &conf, Command::Add).unwrap();
-    let mut record = world.state.load("c1").unwrap().unwrap();
+    let mut record = world.state.record("c1").unwrap();
     record.multus_network = None;
-    world.state.save(&record).unwrap();
+    world.state.put(record);
 
     run(&world, &conf, Command::Gc).unwrap();
 
-    assert!(world.state.load("c1").unwrap().is_none());
+    assert!(world.state.record("c1").is_none());
 }
 
 #[test]
@@ -779,14 +779,14 @@ fn a_nameless_delegate_is_refused_before_anything_runs() {
         "{err}"
     );
     assert!(world.exec.calls().is_empty());
-    assert!(world.state.load("c1").unwrap().is_none());
+    assert!(world.state.record("c1").is_none());
 }
 
 #[test]
 fn check_looks_only_for_what_the_cached_result_lists() {
     let world = World::new();
     add(&world, &conf("blue")).unwrap();
-    let state = world.state.load("c1").unwrap().unwrap();
+    let state = world.state.record("c1").unwrap();
     let mut attachment = state.attachments[1].clone();
     let listed = |result: Value| {
         let mut attachment = attachment.clone();
@@ -826,7 +826,7 @@ fn default_route_request_replaces_other_default_routes_in_pod_and_results() {
         *world.netns.route_ops.lock().unwrap(),
         vec!["replace net1 via 10.0.0.1"]
     );
-    let state = world.state.load("c1").unwrap().unwrap();
+    let state = world.state.record("c1").unwrap();
     let cluster = state.attachments[0].result.as_ref().unwrap();
     let blue = state.attachments[1].result.as_ref().unwrap();
     assert!(!default_route::has_default_route(cluster), "{cluster}");
@@ -845,7 +845,7 @@ fn empty_default_route_removes_only_that_attachments_default() {
     let networks = r#"[{"name":"blue","default-route":[]}]"#;
     add(&world, &conf(networks)).unwrap();
     assert_eq!(*world.netns.route_ops.lock().unwrap(), vec!["remove net1"]);
-    let state = world.state.load("c1").unwrap().unwrap();
+    let state = world.state.record("c1").unwrap();
     assert!(default_route::has_default_route(
         state.attachments[0].result.as_ref().unwrap()
     ));
@@ -870,7 +870,7 @@ fn failed_default_route_rolls_everything_back() {
             "DEL ptp eth0"
         ]
     );
-    assert!(world.state.load("c1").unwrap().is_none());
+    assert!(world.state.record("c1").is_none());
 }
 
 #[test]
@@ -929,7 +929,7 @@ fn failed_del_keeps_the_record_with_or_without_retry_delete_on_error() {
         add(&world, &conf("blue")).unwrap();
         world.exec.failing_del.insert("bridge".into());
         let err = del(&world, &conf_without_annotations(retry)).unwrap_err();
-        let kept = world.state.load("c1").unwrap().expect("record kept");
+        let kept = world.state.record("c1").expect("record kept");
         assert_eq!(kept.attachments.len(), 2, "retryDeleteOnError={retry}");
         let doc = err.to_cni_error("1.0.0");
         assert_eq!(doc.code, 999);
@@ -952,7 +952,7 @@ fn failed_del_keeps_the_record_with_or_without_retry_delete_on_error() {
             world.exec.summary(),
             vec!["DEL bridge net1", "DEL ptp eth0"]
         );
-        assert!(world.state.load("c1").unwrap().is_none());
+        assert!(world.state.record("c1").is_none());
     }
 }
 
@@ -972,11 +972,7 @@ fn failed_del_without_a_record_records_the_rebuilt_plan_for_the_retry() {
         ),
         "{err}"
     );
-    let kept = world
-        .state
-        .load("c1")
-        .unwrap()
-        .expect("rebuilt plan recorded");
+    let kept = world.state.record("c1").expect("rebuilt plan recorded");
     assert_eq!(kept.phase, Phase::Adding);
     let networks: Vec<&str> = kept
         .attachments
@@ -993,7 +989,7 @@ fn failed_del_without_a_record_records_the_rebuilt_plan_for_the_retry() {
         world.exec.summary(),
         vec!["DEL bridge net1", "DEL ptp eth0"]
     );
-    assert!(world.state.load("c1").unwrap().is_none());
+    assert!(world.state.record("c1").is_none());
 }
 
 #[test]
@@ -1001,7 +997,7 @@ fn del_without_record_or_annotations_deletes_the_configured_networks() {
     let world = World::new();
     del(&world, &conf_without_annotations(false)).unwrap();
     assert_eq!(world.exec.summary(), vec!["DEL ptp eth0"]);
-    assert!(world.state.load("c1").unwrap().is_none());
+    assert!(world.state.record("c1").is_none());
 }
 
 #[test]

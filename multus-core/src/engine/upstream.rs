@@ -10,11 +10,11 @@ pub(super) type ValidSet<'a> = HashSet<(&'a str, &'a str)>;
 impl Engine<'_> {
     /// The record of a sandbox upstream Go Multus attached, from its caches; `None` when
     /// there are none (or they are unusable, logged).
-    pub(super) fn upstream_record(
+    pub(super) async fn upstream_record(
         &self,
         container_id: &str,
     ) -> Option<(SandboxState, UpstreamSandbox)> {
-        let sandbox = match self.seams.state.upstream(container_id) {
+        let sandbox = match self.seams.state.upstream(container_id).await {
             Ok(found) => found?,
             Err(e) => {
                 tracing::warn!(container = %container_id, error = %e, "cannot read upstream Multus' cache of this sandbox");
@@ -53,11 +53,12 @@ impl Engine<'_> {
     }
 
     /// The request's sandbox record: multus-rs' own, else one made from upstream's caches.
-    pub(super) fn load_or_upstream(&self) -> Result<Option<SandboxState>, MultusError> {
+    pub(super) async fn load_or_upstream(&self) -> Result<Option<SandboxState>, MultusError> {
         let id = &self.request.container_id;
-        match self.seams.state.load(id).map_err(|e| self.state_error(e))? {
+        let loaded = self.seams.state.load(id).await;
+        match loaded.map_err(|e| self.state_error(e))? {
             Some(state) => Ok(Some(state)),
-            None => Ok(self.upstream_record(id).map(|(state, _)| state)),
+            None => Ok(self.upstream_record(id).await.map(|(state, _)| state)),
         }
     }
 
@@ -73,7 +74,7 @@ impl Engine<'_> {
     ) -> HashSet<String> {
         let store = self.seams.state;
         let mut kept = HashSet::new();
-        let ids = match store.list_upstream() {
+        let ids = match store.list_upstream().await {
             Ok(ids) => ids,
             Err(e) => {
                 failures.push(format!("upstream caches: {e}"));
@@ -81,7 +82,7 @@ impl Engine<'_> {
             }
         };
         // A sandbox with a multus-rs record was handled from it.
-        let recorded = store.list().unwrap_or_default();
+        let recorded = store.list().await.unwrap_or_default();
         for id in ids.iter().filter(|id| !recorded.contains(id)) {
             let _lock = match store.lock(id).await {
                 Ok(lock) => lock,
@@ -90,7 +91,7 @@ impl Engine<'_> {
                     continue;
                 }
             };
-            let Some((record, sandbox)) = self.upstream_record(id) else {
+            let Some((record, sandbox)) = self.upstream_record(id).await else {
                 continue;
             };
             if valid.contains(&(record.container_id.as_str(), record.ifname.as_str())) {
@@ -102,10 +103,11 @@ impl Engine<'_> {
             match self.tear_down(&record).await {
                 Ok(()) => {
                     // remove() also drops the lock file taken above.
-                    if let Err(e) = store
-                        .remove_upstream(&sandbox)
-                        .and_then(|()| store.remove(id))
-                    {
+                    let removed = match store.remove_upstream(&sandbox).await {
+                        Ok(()) => store.remove(id).await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = removed {
                         failures.push(format!("{id}: {e}"));
                     }
                 }

@@ -30,130 +30,179 @@ struct ConfigReport {
 }
 
 /// Every key with its effective value, in the order of the configuration reference.
-///
-/// The destructuring is exhaustive on purpose: a key added to [`MultusConf`] does not
-/// compile here until `config show` shows it.
 fn effective(conf: &MultusConf) -> Vec<(&'static str, Value)> {
+    every_key_is_shown(conf);
+    [
+        networks(conf),
+        logging(conf),
+        behaviour(conf),
+        devices(conf),
+    ]
+    .concat()
+}
+
+/// The exhaustive destructuring is the reminder: a key added to [`MultusConf`] does not
+/// compile here until it is given a place in one of the groups of [`effective`].
+fn every_key_is_shown(conf: &MultusConf) {
+    // networks
     let MultusConf {
-        name,
-        plugin_type,
-        cni_version,
-        kubeconfig,
-        delegates,
-        cluster_network,
-        default_networks,
-        system_namespaces,
-        multus_namespace,
-        conf_dir,
-        cni_dir,
-        bin_dir,
-        log_file,
-        log_level,
-        log_to_stderr,
-        log_options,
-        readiness_indicator_file,
-        namespace_isolation,
-        global_namespaces,
-        retry_delete_on_error,
-        auxiliary_cni_chain_name,
-        capabilities,
-        runtime_config,
-        network_attachment_dir,
-        pod_annotations_from,
-        delegate_timeout_secs,
-        api_timeout,
-        api_retries,
-        readiness_indicator_timeout,
-        trust_runtime_annotations,
-        valid_attachments,
-        allowed_plugin_types,
-        max_networks_per_pod,
-        allow_runtime_config_from_annotations,
-        isolate_default_network,
-        pod_resources_socket,
-        device_checkpoint,
-        device_info_dir,
-        parallel_attach,
-        parallel_attach_limit,
+        cni_version: _,
+        name: _,
+        plugin_type: _,
+        delegates: _,
+        cluster_network: _,
+        default_networks: _,
+        system_namespaces: _,
+        multus_namespace: _,
+        conf_dir: _,
+        cni_dir: _,
+        bin_dir: _,
+        kubeconfig: _,
+        // logging
+        log_level: _,
+        log_file: _,
+        log_to_stderr: _,
+        log_options: _,
+        // behaviour
+        readiness_indicator_file: _,
+        readiness_indicator_timeout: _,
+        namespace_isolation: _,
+        global_namespaces: _,
+        retry_delete_on_error: _,
+        auxiliary_cni_chain_name: _,
+        capabilities: _,
+        runtime_config: _,
+        network_attachment_dir: _,
+        pod_annotations_from: _,
+        delegate_timeout_secs: _,
+        api_timeout: _,
+        api_retries: _,
+        trust_runtime_annotations: _,
+        allowed_plugin_types: _,
+        max_networks_per_pod: _,
+        allow_runtime_config_from_annotations: _,
+        isolate_default_network: _,
+        parallel_attach: _,
+        parallel_attach_limit: _,
+        // devices
+        pod_resources_socket: _,
+        device_checkpoint: _,
+        device_info_dir: _,
+        valid_attachments: _,
     } = conf;
-    let path = |p: &Option<std::path::PathBuf>| {
-        p.as_ref()
-            .map_or(Value::Null, |p| Value::from(p.display().to_string()))
-    };
-    let text = |t: &Option<String>| t.as_ref().map_or(Value::Null, |t| Value::from(t.clone()));
+}
+
+fn path(p: &Option<std::path::PathBuf>) -> Value {
+    p.as_ref()
+        .map_or(Value::Null, |p| Value::from(p.display().to_string()))
+}
+
+fn text(t: &Option<String>) -> Value {
+    t.as_ref().map_or(Value::Null, |t| Value::from(t.clone()))
+}
+
+/// The plugin itself, its networks and where it reads and writes.
+fn networks(conf: &MultusConf) -> Vec<(&'static str, Value)> {
     vec![
-        ("cniVersion", json!(cni_version.as_str())),
-        ("name", json!(name)),
-        ("type", json!(plugin_type)),
-        ("delegates", Value::Array(delegates.clone())),
-        ("clusterNetwork", text(cluster_network)),
-        ("defaultNetworks", json!(default_networks)),
-        ("systemNamespaces", json!(system_namespaces)),
-        ("multusNamespace", json!(multus_namespace)),
-        ("confDir", json!(conf_dir.display().to_string())),
-        ("cniDir", json!(cni_dir.display().to_string())),
-        ("binDir", json!(bin_dir.display().to_string())),
-        ("kubeconfig", path(kubeconfig)),
+        ("cniVersion", json!(conf.cni_version.as_str())),
+        ("name", json!(conf.name)),
+        ("type", json!(conf.plugin_type)),
+        ("delegates", Value::Array(conf.delegates.clone())),
+        ("clusterNetwork", text(&conf.cluster_network)),
+        ("defaultNetworks", json!(conf.default_networks)),
+        ("systemNamespaces", json!(conf.system_namespaces)),
+        ("multusNamespace", json!(conf.multus_namespace)),
+        ("confDir", json!(conf.conf_dir.display().to_string())),
+        ("cniDir", json!(conf.cni_dir.display().to_string())),
+        ("binDir", json!(conf.bin_dir.display().to_string())),
+        ("kubeconfig", path(&conf.kubeconfig)),
+    ]
+}
+
+/// The log keys.
+fn logging(conf: &MultusConf) -> Vec<(&'static str, Value)> {
+    vec![
         (
             "logLevel",
-            json!(log_level.clone().unwrap_or_else(|| "panic".to_owned())),
+            json!(conf.log_level.clone().unwrap_or_else(|| "panic".to_owned())),
         ),
-        ("logFile", path(log_file)),
-        ("logToStderr", json!(log_to_stderr)),
+        ("logFile", path(&conf.log_file)),
+        ("logToStderr", json!(conf.log_to_stderr)),
         (
             "logOptions",
-            log_options.as_ref().map_or(Value::Null, |o| {
+            conf.log_options.as_ref().map_or(Value::Null, |o| {
                 json!({"maxAge": o.max_age, "maxSize": o.max_size,
                        "maxBackups": o.max_backups, "compress": o.compress})
             }),
         ),
-        ("readinessindicatorfile", path(readiness_indicator_file)),
+    ]
+}
+
+/// Readiness, isolation, timeouts, limits and what pods may ask for.
+fn behaviour(conf: &MultusConf) -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            "readinessindicatorfile",
+            path(&conf.readiness_indicator_file),
+        ),
         (
             "readinessIndicatorTimeoutSeconds",
-            json!(readiness_indicator_timeout.as_secs_f64()),
+            json!(conf.readiness_indicator_timeout.as_secs_f64()),
         ),
-        ("namespaceIsolation", json!(namespace_isolation)),
-        ("globalNamespaces", json!(global_namespaces)),
-        ("retryDeleteOnError", json!(retry_delete_on_error)),
-        ("auxiliaryCNIChainName", text(auxiliary_cni_chain_name)),
-        ("capabilities", Value::Object(capabilities.clone())),
-        ("runtimeConfig", Value::Object(runtime_config.clone())),
-        ("networkAttachmentDir", path(network_attachment_dir)),
+        ("namespaceIsolation", json!(conf.namespace_isolation)),
+        ("globalNamespaces", json!(conf.global_namespaces)),
+        ("retryDeleteOnError", json!(conf.retry_delete_on_error)),
+        (
+            "auxiliaryCNIChainName",
+            text(&conf.auxiliary_cni_chain_name),
+        ),
+        ("capabilities", Value::Object(conf.capabilities.clone())),
+        ("runtimeConfig", Value::Object(conf.runtime_config.clone())),
+        ("networkAttachmentDir", path(&conf.network_attachment_dir)),
         (
             "podAnnotationsFrom",
-            json!(match pod_annotations_from {
+            json!(match conf.pod_annotations_from {
                 PodAnnotationsSource::RuntimeConfig => "runtimeConfig",
                 PodAnnotationsSource::None => "none",
             }),
         ),
-        ("delegateTimeoutSeconds", json!(delegate_timeout_secs)),
-        ("apiTimeoutSeconds", json!(api_timeout.as_secs_f64())),
-        ("apiRetries", json!(api_retries)),
-        ("trustRuntimeAnnotations", json!(trust_runtime_annotations)),
-        ("allowedPluginTypes", json!(allowed_plugin_types)),
-        ("maxNetworksPerPod", json!(max_networks_per_pod)),
+        ("delegateTimeoutSeconds", json!(conf.delegate_timeout_secs)),
+        ("apiTimeoutSeconds", json!(conf.api_timeout.as_secs_f64())),
+        ("apiRetries", json!(conf.api_retries)),
+        (
+            "trustRuntimeAnnotations",
+            json!(conf.trust_runtime_annotations),
+        ),
+        ("allowedPluginTypes", json!(conf.allowed_plugin_types)),
+        ("maxNetworksPerPod", json!(conf.max_networks_per_pod)),
         (
             "allowRuntimeConfigFromAnnotations",
-            json!(allow_runtime_config_from_annotations),
+            json!(conf.allow_runtime_config_from_annotations),
         ),
-        ("isolateDefaultNetwork", json!(isolate_default_network)),
-        ("parallelAttach", json!(parallel_attach)),
-        ("parallelAttachLimit", json!(parallel_attach_limit)),
+        ("isolateDefaultNetwork", json!(conf.isolate_default_network)),
+        ("parallelAttach", json!(conf.parallel_attach)),
+        ("parallelAttachLimit", json!(conf.parallel_attach_limit)),
+    ]
+}
+
+/// Where devices are found, and the attachments GC keeps.
+fn devices(conf: &MultusConf) -> Vec<(&'static str, Value)> {
+    vec![
         (
             "podResourcesSocket",
-            json!(pod_resources_socket.display().to_string()),
+            json!(conf.pod_resources_socket.display().to_string()),
         ),
         (
             "deviceCheckpointFile",
-            json!(device_checkpoint.display().to_string()),
+            json!(conf.device_checkpoint.display().to_string()),
         ),
         (
             "deviceInfoDir",
-            json!(device_info_dir.display().to_string()),
+            json!(conf.device_info_dir.display().to_string()),
         ),
         (
             "cni.dev/valid-attachments",
-            serde_json::to_value(valid_attachments).unwrap_or(Value::Null),
+            serde_json::to_value(&conf.valid_attachments).unwrap_or(Value::Null),
         ),
     ]
 }

@@ -315,11 +315,24 @@ pub fn config(printer: &Printer, args: &SocketArgs) -> CtlResult {
 }
 
 fn render_config(printer: &Printer, report: &ConfigReport) -> String {
-    let daemon = &report.daemon;
-    let empty = Map::new();
-    let object = |key: &str| daemon.get(key).and_then(Value::as_object).unwrap_or(&empty);
-    let effective = object("effective");
-    let file = object("file");
+    sections(vec![
+        keys_table(printer, report),
+        manager_table(printer, section(&report.daemon, "configManager")),
+        caches_line(printer, &report.daemon),
+    ])
+}
+
+static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+
+/// An object of the daemon's `/config` document (empty when absent).
+fn section<'a>(daemon: &'a Map<String, Value>, key: &str) -> &'a Map<String, Value> {
+    daemon.get(key).and_then(Value::as_object).unwrap_or(&EMPTY)
+}
+
+/// Every key the daemon runs with, and where its value comes from.
+fn keys_table(printer: &Printer, report: &ConfigReport) -> String {
+    let effective = section(&report.daemon, "effective");
+    let file = section(&report.daemon, "file");
     let mut table = printer.table(&["KEY", "VALUE", "SOURCE"]);
     for (key, value) in effective {
         if key == "configPath" {
@@ -347,15 +360,17 @@ fn render_config(printer: &Printer, report: &ConfigReport) -> String {
         .get("configPath")
         .and_then(Value::as_str)
         .unwrap_or("-");
-    let mut parts = vec![format!(
+    format!(
         "{}\n{table}",
         printer.heading(&format!(
             "multus-daemon configuration {config_path} (from {})",
             report.socket
         ))
-    )];
+    )
+}
 
-    let manager = object("configManager");
+/// The config manager's primary network and last error.
+fn manager_table(printer: &Printer, manager: &Map<String, Value>) -> String {
     let mut manager_table = printer.table(&["PRIMARY", "FILE", "LAST ERROR"]);
     let text = |key: &str| value_text(manager.get(key).unwrap_or(&Value::Null));
     let last_error = text("lastError");
@@ -368,12 +383,15 @@ fn render_config(printer: &Printer, report: &ConfigReport) -> String {
             printer.coloured(&last_error, Level::Error)
         },
     ]);
-    parts.push(format!(
+    format!(
         "{}\n{manager_table}",
         printer.heading("Config manager (multus' CNI configuration)")
-    ));
+    )
+}
 
-    let caches = object("caches");
+/// What the caches hold, and whether the daemon is ready.
+fn caches_line(printer: &Printer, daemon: &Map<String, Value>) -> String {
+    let caches = section(daemon, "caches");
     let kubernetes = caches
         .get("kubernetes")
         .and_then(Value::as_bool)
@@ -383,7 +401,7 @@ fn render_config(printer: &Printer, report: &ConfigReport) -> String {
         .get("ready")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    parts.push(format!(
+    format!(
         "caches: {}\nready: {}",
         if kubernetes {
             format!(
@@ -399,6 +417,5 @@ fn render_config(printer: &Printer, report: &ConfigReport) -> String {
         } else {
             printer.level_text("no (shutting down)", Level::Error)
         }
-    ));
-    sections(parts)
+    )
 }

@@ -159,12 +159,33 @@ fn shim_notes(loaded: &LoadedConf) -> Vec<String> {
     notes
 }
 
+/// The environment and stdin of a call for a container (ADD, DEL, CHECK, STATUS with
+/// `--container-id`).
 fn container_call(
     command: &str,
     args: &ContainerExecArgs,
     loaded: &LoadedConf,
     notes: &mut Vec<String>,
 ) -> Result<(BTreeMap<String, String>, Vec<u8>), CtlError> {
+    let netns = checked_netns(command, args)?;
+    let cni_args = container_cni_args(args)?;
+    let stdin = container_stdin(args, loaded, notes)?;
+    Ok((
+        cni_env(
+            command,
+            &args.container_id,
+            &netns,
+            &args.ifname,
+            &cni_args,
+            &args.runtime.cni_path,
+        ),
+        stdin,
+    ))
+}
+
+/// `--netns`, which every command but DEL needs, and which must exist; after checking
+/// `--container-id`.
+fn checked_netns(command: &str, args: &ContainerExecArgs) -> Result<String, CtlError> {
     if !is_valid_container_id(&args.container_id) {
         return Err(CtlError::Usage(format!(
             "--container-id {:?} is not a valid container ID (letters, digits, '_', '.', '-'; starting with a letter or digit)",
@@ -184,6 +205,11 @@ fn container_call(
             )));
         }
     }
+    Ok(netns)
+}
+
+/// `CNI_ARGS`: the pod's identity as kubelet passes it, then `--cni-arg`s.
+fn container_cni_args(args: &ContainerExecArgs) -> Result<String, CtlError> {
     let mut cni_args = vec!["IgnoreUnknown=1".to_owned()];
     if let Some(pod) = &args.pod {
         let (namespace, name) = split_namespaced(pod, "pod")?;
@@ -203,26 +229,19 @@ fn container_call(
         }
         cni_args.push(pair.clone());
     }
+    Ok(cni_args.join(";"))
+}
+
+/// The configuration as read, or with `--annotation`s and `--prev-result` added.
+fn container_stdin(
+    args: &ContainerExecArgs,
+    loaded: &LoadedConf,
+    notes: &mut Vec<String>,
+) -> Result<Vec<u8>, CtlError> {
     let mut doc = loaded.raw.clone();
     let mut changed = false;
     if !args.annotations.is_empty() {
-        let mut annotations = Map::new();
-        for pair in &args.annotations {
-            let (key, value) = split_pair(pair, "--annotation")?;
-            annotations.insert(key.to_owned(), Value::from(value));
-        }
-        let runtime_config = doc
-            .entry("runtimeConfig")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !runtime_config.is_object() {
-            *runtime_config = Value::Object(Map::new());
-        }
-        if let Some(object) = runtime_config.as_object_mut() {
-            object.insert(
-                POD_ANNOTATIONS_RUNTIME_KEY.to_owned(),
-                Value::Object(annotations),
-            );
-        }
+        add_annotations(&mut doc, &args.annotations)?;
         changed = true;
         let declared = loaded
             .conf
@@ -237,35 +256,49 @@ fn container_call(
         }
     }
     if let Some(path) = &args.prev_result {
-        let text = std::fs::read(path).map_err(|e| {
-            CtlError::NotFound(format!(
-                "cannot read --prev-result {}: {}",
-                path.display(),
-                one_line(e)
-            ))
-        })?;
-        let value: Value = serde_json::from_slice(&text).map_err(|e| {
-            CtlError::Usage(format!("--prev-result {} is not JSON: {e}", path.display()))
-        })?;
-        doc.insert("prevResult".into(), value);
+        doc.insert("prevResult".into(), read_prev_result(path)?);
         changed = true;
     }
-    let stdin = if changed {
+    Ok(if changed {
         Value::Object(doc).to_string().into_bytes()
     } else {
         loaded.bytes.clone()
-    };
-    Ok((
-        cni_env(
-            command,
-            &args.container_id,
-            &netns,
-            &args.ifname,
-            &cni_args.join(";"),
-            &args.runtime.cni_path,
-        ),
-        stdin,
-    ))
+    })
+}
+
+/// `runtimeConfig.io.kubernetes.cri.pod-annotations` as containerd passes it.
+fn add_annotations(doc: &mut Map<String, Value>, pairs: &[String]) -> Result<(), CtlError> {
+    let mut annotations = Map::new();
+    for pair in pairs {
+        let (key, value) = split_pair(pair, "--annotation")?;
+        annotations.insert(key.to_owned(), Value::from(value));
+    }
+    let runtime_config = doc
+        .entry("runtimeConfig")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !runtime_config.is_object() {
+        *runtime_config = Value::Object(Map::new());
+    }
+    if let Some(object) = runtime_config.as_object_mut() {
+        object.insert(
+            POD_ANNOTATIONS_RUNTIME_KEY.to_owned(),
+            Value::Object(annotations),
+        );
+    }
+    Ok(())
+}
+
+/// The `--prev-result` file, parsed.
+fn read_prev_result(path: &std::path::Path) -> Result<Value, CtlError> {
+    let text = std::fs::read(path).map_err(|e| {
+        CtlError::NotFound(format!(
+            "cannot read --prev-result {}: {}",
+            path.display(),
+            one_line(e)
+        ))
+    })?;
+    serde_json::from_slice(&text)
+        .map_err(|e| CtlError::Usage(format!("--prev-result {} is not JSON: {e}", path.display())))
 }
 
 fn split_pair<'a>(pair: &'a str, flag: &str) -> Result<(&'a str, &'a str), CtlError> {

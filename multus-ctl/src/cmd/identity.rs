@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use multus_cni::identity::cert::cert_info;
+use multus_cni::identity::cert::{CertInfo, cert_info};
 use multus_cni::identity::{CURRENT_FILE, GROUP, USER_PREFIX};
 use serde::Serialize;
 
@@ -73,24 +73,12 @@ pub fn run(printer: &Printer, cert_dir: &Path) -> CtlResult {
     let at =
         |fraction: f64| multus_host::time::rfc3339(info.not_before + lifetime.mul_f64(fraction));
     let expires_in = signed_seconds(now, info.not_after);
-    let mut problems = Vec::new();
     let node = info
         .common_name
         .strip_prefix(USER_PREFIX)
         .map(str::to_owned);
-    if node.is_none() {
-        problems.push(format!(
-            "the user {:?} is not {USER_PREFIX}<node>",
-            info.common_name
-        ));
-    }
-    if !info.organizations.iter().any(|o| o == GROUP) {
-        problems.push(format!("the certificate is not in the group {GROUP}"));
-    }
     let expired = expires_in <= 0;
-    if expired {
-        problems.push("the certificate has expired: is rotation failing? see the multus logs and `kubectl get csr`".to_owned());
-    }
+    let problems = problems(&info, node.is_some(), expired);
     let report = IdentityReport {
         file: file.display().to_string(),
         user: info.common_name.clone(),
@@ -104,37 +92,61 @@ pub fn run(printer: &Printer, cert_dir: &Path) -> CtlResult {
         expired,
         problems,
     };
-    printer.emit(&report, |p| {
-        let mut table = p.table(&["FIELD", "VALUE"]);
-        let rows = [
-            ("user", report.user.clone()),
-            ("groups", report.groups.join(", ")),
-            ("issuer", report.issuer.clone()),
-            ("valid from", report.not_before.clone()),
-            (
-                "expires",
-                format!("{} ({})", report.not_after, human(expires_in)),
-            ),
-            (
-                "next rotation",
-                format!(
-                    "between {} and {}",
-                    report.rotation_window[0], report.rotation_window[1]
-                ),
-            ),
-        ];
-        for (field, value) in rows {
-            table.add_row(vec![field.to_owned(), value]);
-        }
-        let mut text = format!(
-            "{}\n{table}",
-            p.heading(&format!("identity in {}", report.file))
-        );
-        for problem in &report.problems {
-            text.push('\n');
-            text.push_str(&p.level_text(problem, Level::Error));
-        }
-        text
-    })?;
+    printer.emit(&report, |p| render(p, &report))?;
     Ok(Outcome::from_problems(!report.problems.is_empty()))
+}
+
+/// What is wrong with the certificate: not a node's user, not in multus' group, expired.
+fn problems(info: &CertInfo, is_node_user: bool, expired: bool) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !is_node_user {
+        problems.push(format!(
+            "the user {:?} is not {USER_PREFIX}<node>",
+            info.common_name
+        ));
+    }
+    if !info.organizations.iter().any(|o| o == GROUP) {
+        problems.push(format!("the certificate is not in the group {GROUP}"));
+    }
+    if expired {
+        problems.push("the certificate has expired: is rotation failing? see the multus logs and `kubectl get csr`".to_owned());
+    }
+    problems
+}
+
+fn render(p: &Printer, report: &IdentityReport) -> String {
+    let mut table = p.table(&["FIELD", "VALUE"]);
+    let rows = [
+        ("user", report.user.clone()),
+        ("groups", report.groups.join(", ")),
+        ("issuer", report.issuer.clone()),
+        ("valid from", report.not_before.clone()),
+        (
+            "expires",
+            format!(
+                "{} ({})",
+                report.not_after,
+                human(report.expires_in_seconds)
+            ),
+        ),
+        (
+            "next rotation",
+            format!(
+                "between {} and {}",
+                report.rotation_window[0], report.rotation_window[1]
+            ),
+        ),
+    ];
+    for (field, value) in rows {
+        table.add_row(vec![field.to_owned(), value]);
+    }
+    let mut text = format!(
+        "{}\n{table}",
+        p.heading(&format!("identity in {}", report.file))
+    );
+    for problem in &report.problems {
+        text.push('\n');
+        text.push_str(&p.level_text(problem, Level::Error));
+    }
+    text
 }

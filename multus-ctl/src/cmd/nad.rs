@@ -194,6 +194,7 @@ fn looks_like_file(target: &str) -> bool {
         || Path::new(target).exists()
 }
 
+/// The NADs to validate: `--all`'s, then each target's, in order.
 fn collect(
     global: &GlobalArgs,
     args: &NadValidateArgs,
@@ -202,91 +203,121 @@ fn collect(
     let mut items = Vec::new();
     let mut cache: Option<Option<Cluster>> = None;
     if args.all {
-        if let Some(dir) = nad_dir {
-            items.extend(dir_items(dir)?.into_iter().filter(|item| {
-                match item {
-                    Item::Nad { nad, .. } => args
-                        .namespace
-                        .as_ref()
-                        .is_none_or(|ns| *ns == nad.namespace),
-                    Item::Broken { .. } => true,
-                }
-            }));
-        } else if let Some(cluster) = api(&mut cache, global)? {
-            let (nads, problems) = cluster.nads(args.namespace.as_deref())?;
-            items.extend(nads.into_iter().map(|nad| Item::Nad {
-                source: "api".to_owned(),
-                nad,
-            }));
-            items.extend(
-                problems
-                    .into_iter()
-                    .map(|(file, problem)| Item::Broken { file, problem }),
-            );
-        } else {
-            return Err(no_source("--all"));
-        }
+        items.extend(all_items(global, args, nad_dir, &mut cache)?);
     }
     for target in &args.targets {
         if looks_like_file(target) {
-            let path = Path::new(target);
-            if path.is_dir() {
-                items.extend(dir_items(path)?);
-                continue;
-            }
-            if !path.exists() {
-                return Err(CtlError::NotFound(format!(
-                    "manifest file {target} does not exist; pass a file or a NAMESPACE/NAME"
-                )));
-            }
-            match read_manifest_file(path) {
-                Ok(nads) if nads.is_empty() => items.push(Item::Broken {
-                    file: target.clone(),
-                    problem: "no NetworkAttachmentDefinition in the file".to_owned(),
-                }),
-                Ok(nads) => items.extend(nads.into_iter().map(|nad| Item::Nad {
-                    source: target.clone(),
-                    nad,
-                })),
-                Err(problem) => items.push(Item::Broken {
-                    file: target.clone(),
-                    problem,
-                }),
-            }
-            continue;
-        }
-        let (namespace, name) = split_namespaced(target, "NetworkAttachmentDefinition")?;
-        if let Some(dir) = nad_dir {
-            let (nads, _) = nads_in_dir(dir)?;
-            let found = nads
-                .into_iter()
-                .find(|(_, n)| n.namespace == namespace && n.name == name)
-                .ok_or_else(|| {
-                    CtlError::NotFound(format!(
-                        "no NetworkAttachmentDefinition {namespace}/{name} in {}; check the name and namespace (manifests without metadata.namespace are in default)",
-                        dir.display()
-                    ))
-                })?;
-            items.push(Item::Nad {
-                source: found.0.display().to_string(),
-                nad: found.1,
-            });
-        } else if let Some(cluster) = api(&mut cache, global)? {
-            let nad = cluster.nad(&namespace, &name)?.ok_or_else(|| {
-                CtlError::NotFound(format!(
-                    "network-attachment-definition {namespace}/{name} not found through {}; check the name and namespace (`kubectl get net-attach-def -A`)",
-                    cluster.describe
-                ))
-            })?;
-            items.push(Item::Nad {
-                source: "api".to_owned(),
-                nad,
-            });
+            items.extend(file_items(target)?);
         } else {
-            return Err(no_source(target));
+            items.push(named_item(global, target, nad_dir, &mut cache)?);
         }
     }
     Ok(items)
+}
+
+/// `--all`: every NAD of the NAD directory, else of the API (in `--namespace` if
+/// given).
+fn all_items(
+    global: &GlobalArgs,
+    args: &NadValidateArgs,
+    nad_dir: Option<&Path>,
+    cache: &mut Option<Option<Cluster>>,
+) -> Result<Vec<Item>, CtlError> {
+    let mut items = Vec::new();
+    if let Some(dir) = nad_dir {
+        items.extend(dir_items(dir)?.into_iter().filter(|item| {
+            match item {
+                Item::Nad { nad, .. } => args
+                    .namespace
+                    .as_ref()
+                    .is_none_or(|ns| *ns == nad.namespace),
+                Item::Broken { .. } => true,
+            }
+        }));
+    } else if let Some(cluster) = api(cache, global)? {
+        let (nads, problems) = cluster.nads(args.namespace.as_deref())?;
+        items.extend(nads.into_iter().map(|nad| Item::Nad {
+            source: "api".to_owned(),
+            nad,
+        }));
+        items.extend(
+            problems
+                .into_iter()
+                .map(|(file, problem)| Item::Broken { file, problem }),
+        );
+    } else {
+        return Err(no_source("--all"));
+    }
+    Ok(items)
+}
+
+/// A manifest file, or every manifest of a directory.
+fn file_items(target: &str) -> Result<Vec<Item>, CtlError> {
+    let path = Path::new(target);
+    if path.is_dir() {
+        return dir_items(path);
+    }
+    if !path.exists() {
+        return Err(CtlError::NotFound(format!(
+            "manifest file {target} does not exist; pass a file or a NAMESPACE/NAME"
+        )));
+    }
+    Ok(match read_manifest_file(path) {
+        Ok(nads) if nads.is_empty() => vec![Item::Broken {
+            file: target.to_owned(),
+            problem: "no NetworkAttachmentDefinition in the file".to_owned(),
+        }],
+        Ok(nads) => nads
+            .into_iter()
+            .map(|nad| Item::Nad {
+                source: target.to_owned(),
+                nad,
+            })
+            .collect(),
+        Err(problem) => vec![Item::Broken {
+            file: target.to_owned(),
+            problem,
+        }],
+    })
+}
+
+/// `NS/NAME`, from the NAD directory, else from the API.
+fn named_item(
+    global: &GlobalArgs,
+    target: &str,
+    nad_dir: Option<&Path>,
+    cache: &mut Option<Option<Cluster>>,
+) -> Result<Item, CtlError> {
+    let (namespace, name) = split_namespaced(target, "NetworkAttachmentDefinition")?;
+    if let Some(dir) = nad_dir {
+        let (nads, _) = nads_in_dir(dir)?;
+        let found = nads
+            .into_iter()
+            .find(|(_, n)| n.namespace == namespace && n.name == name)
+            .ok_or_else(|| {
+                CtlError::NotFound(format!(
+                    "no NetworkAttachmentDefinition {namespace}/{name} in {}; check the name and namespace (manifests without metadata.namespace are in default)",
+                    dir.display()
+                ))
+            })?;
+        Ok(Item::Nad {
+            source: found.0.display().to_string(),
+            nad: found.1,
+        })
+    } else if let Some(cluster) = api(cache, global)? {
+        let nad = cluster.nad(&namespace, &name)?.ok_or_else(|| {
+            CtlError::NotFound(format!(
+                "network-attachment-definition {namespace}/{name} not found through {}; check the name and namespace (`kubectl get net-attach-def -A`)",
+                cluster.describe
+            ))
+        })?;
+        Ok(Item::Nad {
+            source: "api".to_owned(),
+            nad,
+        })
+    } else {
+        Err(no_source(target))
+    }
 }
 
 /// The API, connected on first use.
@@ -530,6 +561,7 @@ fn version_check(
     }
 }
 
+/// A single plugin with a stray `plugins`, or a config list's shape.
 fn structure_checks(
     config: &DelegateConfig,
     doc: &Map<String, Value>,
@@ -549,68 +581,80 @@ fn structure_checks(
                 );
             }
         }
-        DelegateKind::List => {
-            let mut problems = Vec::new();
-            let plugins = config.plugins();
-            let list_version = config.cni_version_text().unwrap_or_default();
-            for (index, plugin) in plugins.iter().enumerate() {
-                let kind = multus_core::delegate::plugin_type(plugin);
-                if let Some(own) = plugin.get("cniVersion").and_then(Value::as_str)
-                    && own != list_version
-                {
-                    problems.push(
-                        Check::new(
-                            "conflist",
-                            Level::Warning,
-                            format!(
-                                "plugins[{index}] ({kind}) sets cniVersion {own:?}; it receives the list's {list_version:?} instead"
-                            ),
-                        )
-                        .fix(format!("remove cniVersion from plugins[{index}]")),
-                    );
-                }
-                if index == 0 && CHAINED_ONLY.contains(&kind) && plugins.len() > 1 {
-                    problems.push(
-                        Check::new(
-                            "conflist",
-                            Level::Warning,
-                            format!(
-                                "the first plugin is {kind}, which only changes an interface an earlier plugin created"
-                            ),
-                        )
-                        .fix("put the plugin that creates the interface (bridge, macvlan, ...) first"),
-                    );
-                }
-            }
-            if plugins.len() > 1
-                && let Some(v) = version
-                && matches!(v, CniVersion::V0_1_0 | CniVersion::V0_2_0)
-            {
-                problems.push(
-                    Check::new(
-                        "conflist",
-                        Level::Error,
-                        format!(
-                            "a chain of plugins needs cniVersion 0.3.0 or later to pass prevResult; this list has {}",
-                            v.as_str()
-                        ),
-                    )
-                    .fix("set cniVersion to 0.3.1 or later"),
-                );
-            }
-            if problems.is_empty() {
-                checks.push(Check::new(
+        DelegateKind::List => list_checks(config, version, checks),
+    }
+}
+
+/// A config list: each plugin's own cniVersion, what comes first, and whether the
+/// version can chain at all.
+fn list_checks(config: &DelegateConfig, version: Option<CniVersion>, checks: &mut Vec<Check>) {
+    let plugins = config.plugins();
+    let mut problems = list_plugin_problems(config);
+    if plugins.len() > 1
+        && let Some(v) = version
+        && matches!(v, CniVersion::V0_1_0 | CniVersion::V0_2_0)
+    {
+        problems.push(
+            Check::new(
+                "conflist",
+                Level::Error,
+                format!(
+                    "a chain of plugins needs cniVersion 0.3.0 or later to pass prevResult; this list has {}",
+                    v.as_str()
+                ),
+            )
+            .fix("set cniVersion to 0.3.1 or later"),
+        );
+    }
+    if problems.is_empty() {
+        checks.push(Check::new(
+            "conflist",
+            Level::Ok,
+            format!(
+                "{} plugins run in order, each with the previous result",
+                plugins.len()
+            ),
+        ));
+    }
+    checks.extend(problems);
+}
+
+/// Plugins of a list that set a cniVersion of their own, and a chained-only plugin
+/// first.
+fn list_plugin_problems(config: &DelegateConfig) -> Vec<Check> {
+    let mut problems = Vec::new();
+    let plugins = config.plugins();
+    let list_version = config.cni_version_text().unwrap_or_default();
+    for (index, plugin) in plugins.iter().enumerate() {
+        let kind = multus_core::delegate::plugin_type(plugin);
+        if let Some(own) = plugin.get("cniVersion").and_then(Value::as_str)
+            && own != list_version
+        {
+            problems.push(
+                Check::new(
                     "conflist",
-                    Level::Ok,
+                    Level::Warning,
                     format!(
-                        "{} plugins run in order, each with the previous result",
-                        plugins.len()
+                        "plugins[{index}] ({kind}) sets cniVersion {own:?}; it receives the list's {list_version:?} instead"
                     ),
-                ));
-            }
-            checks.extend(problems);
+                )
+                .fix(format!("remove cniVersion from plugins[{index}]")),
+            );
+        }
+        if index == 0 && CHAINED_ONLY.contains(&kind) && plugins.len() > 1 {
+            problems.push(
+                Check::new(
+                    "conflist",
+                    Level::Warning,
+                    format!(
+                        "the first plugin is {kind}, which only changes an interface an earlier plugin created"
+                    ),
+                )
+                .fix("put the plugin that creates the interface (bridge, macvlan, ...) first"),
+            );
         }
     }
+    problems
 }
 
 fn plugin_checks(

@@ -10,6 +10,7 @@ use multus_cni::unknown_notes::UnknownNotes;
 use multus_cni::upstream_cache::UpstreamCacheDir;
 use multus_core::cni::CniVersion;
 use multus_core::nad::NetworkStatus;
+use multus_core::state::SandboxState;
 use multus_core::upstream::{UnknownAttachments, UpstreamDefaults};
 use serde::Serialize;
 use serde_json::Value;
@@ -592,6 +593,20 @@ fn prune_one(record: &Record, args: &PruneArgs, conf: &[u8], multus: &str) -> Pr
         );
         return action;
     }
+    run_del(&mut action, record, state, args, conf, multus, &interfaces);
+    action
+}
+
+/// Run multus' DEL for a gone sandbox, as the runtime would have, and note the outcome.
+fn run_del(
+    action: &mut PruneAction,
+    record: &Record,
+    state: &SandboxState,
+    args: &PruneArgs,
+    conf: &[u8],
+    multus: &str,
+    interfaces: &[&str],
+) {
     let cni_args = format!(
         "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={};K8S_POD_UID={}",
         state.pod_namespace, state.pod_name, state.container_id, state.pod_uid
@@ -629,7 +644,6 @@ fn prune_one(record: &Record, args: &PruneArgs, conf: &[u8], multus: &str) -> Pr
             action.detail = e.to_string();
         }
     }
-    action
 }
 
 fn render_prune(printer: &Printer, report: &PruneReport) -> String {

@@ -17,7 +17,7 @@ use crate::config::MultusConf;
 use crate::engine::{Engine, MultusError, Seams};
 use crate::nad::{NetworkAttachmentDefinition, NetworkStatus};
 use crate::request::{CniRequest, Command, PodRef};
-use crate::seams::{ApiError, ClusterApi, ConfigFiles, PodEvent, PodInfo, StateStore};
+use crate::seams::{ApiError, ClusterApi, ConfigFiles, PodEvent, PodInfo};
 
 /// A Kubernetes API in memory: pods, NADs, the requests made, and the writes.
 #[derive(Default)]
@@ -138,6 +138,7 @@ struct WaitingFiles<'a> {
     present: bool,
 }
 
+#[async_trait]
 impl ConfigFiles for WaitingFiles<'_> {
     fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
         self.inner.read(path)
@@ -151,7 +152,7 @@ impl ConfigFiles for WaitingFiles<'_> {
     fn exists(&self, _: &Path) -> bool {
         self.present
     }
-    fn wait_for(&self, path: &Path, timeout: Duration, interval: Duration) -> bool {
+    async fn wait_for(&self, path: &Path, timeout: Duration, interval: Duration) -> bool {
         self.waits
             .lock()
             .unwrap()
@@ -303,7 +304,7 @@ fn uid_mismatch_fails_add_before_anything_runs() {
     );
     assert_eq!(err.code(), crate::cni::ErrorCode::InvalidEnvironment.code());
     assert!(world.exec.calls().is_empty());
-    assert!(world.state.load("c1").unwrap().is_none());
+    assert!(world.state.record("c1").is_none());
 }
 
 #[test]
@@ -344,7 +345,7 @@ fn pod_gone_gives_the_minimal_result_and_runs_nothing() {
         })
     );
     assert!(world.exec.calls().is_empty());
-    assert!(world.state.load("c1").unwrap().is_none());
+    assert!(world.state.record("c1").is_none());
     assert_eq!(api.requests(), vec!["GET pod default/web"]);
 }
 
@@ -429,7 +430,7 @@ fn cluster_network_nad_default_networks_and_the_default_network_override() {
             "ADD bridge net2"
         ]
     );
-    let state = world.state.load("c1").unwrap().unwrap();
+    let state = world.state.record("c1").unwrap();
     let networks: Vec<&str> = state
         .attachments
         .iter()

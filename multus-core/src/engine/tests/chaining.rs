@@ -15,7 +15,7 @@ use crate::engine::{Engine, MultusError, Seams};
 use crate::nad::{NetworkAttachmentDefinition, NetworkStatus};
 use crate::plan::PlanError;
 use crate::request::{Command, PodRef};
-use crate::seams::{ApiError, ClusterApi, PodEvent, PodInfo, StateStore};
+use crate::seams::{ApiError, ClusterApi, PodEvent, PodInfo};
 
 const NET_D: &str = "/etc/cni/net.d";
 const CLUSTER_LIST: &str = "/etc/cni/net.d/10-cluster.conflist";
@@ -101,7 +101,7 @@ fn subdirectory_plugins_run_after_the_inlined_ones_on_the_cluster_interface() {
     let result: Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(result["interfaces"][0]["name"], "eth0");
     // The record holds the whole chain, so DEL runs it without reading the files again.
-    let state = world.state.load("c1").unwrap().unwrap();
+    let state = world.state.record("c1").unwrap();
     let cluster = &state.attachments[0].delegate;
     assert_eq!(cluster.network, "cluster");
     assert_eq!(cluster.config.plugin_types(), vec!["ptp", "tuning"]);
@@ -117,7 +117,7 @@ fn subdirectory_plugins_run_after_the_inlined_ones_on_the_cluster_interface() {
         world.exec.summary(),
         vec!["DEL bridge net1", "DEL tuning eth0", "DEL ptp eth0"]
     );
-    assert!(world.state.load("c1").unwrap().is_none());
+    assert!(world.state.record("c1").is_none());
 }
 
 #[test]
@@ -126,7 +126,7 @@ fn load_only_inlined_plugins_leaves_the_subdirectory_alone() {
     let world = world(&list, &[("/etc/cni/net.d/cluster/10-sysctl.conf", TUNING)]);
     add(&world, &conf("", json!({}))).unwrap();
     assert_eq!(world.exec.summary(), vec!["ADD ptp eth0"]);
-    let state = world.state.load("c1").unwrap().unwrap();
+    let state = world.state.record("c1").unwrap();
     assert_eq!(state.attachments[0].delegate.config.raw(), list);
 }
 
@@ -161,7 +161,7 @@ fn an_invalid_list_name_fails_add_before_anything_runs() {
         "{msg}"
     );
     assert!(world.exec.calls().is_empty());
-    assert!(world.state.load("c1").unwrap().is_none());
+    assert!(world.state.record("c1").is_none());
 }
 
 #[test]
@@ -267,7 +267,7 @@ fn the_auxiliary_chain_runs_last_as_net_index_with_passthru_first() {
     );
     assert!(tuning.get("prevResult").is_some(), "{tuning}");
 
-    let state = world.state.load("c1").unwrap().unwrap();
+    let state = world.state.record("c1").unwrap();
     let aux = &state.attachments[3].delegate;
     assert!(aux.auxiliary);
     assert_eq!(aux.network, "vendor-chain");
@@ -306,7 +306,7 @@ fn the_auxiliary_chain_is_deleted_first_and_survives_a_lost_record() {
             "DEL ptp eth0"
         ]
     );
-    assert!(world.state.load("c1").unwrap().is_none());
+    assert!(world.state.record("c1").is_none());
 
     // Without a record the plan is rebuilt, chain included.
     world.exec.calls.lock().unwrap().clear();
@@ -427,7 +427,7 @@ fn the_auxiliary_chain_needs_a_cluster_network_path() {
         "{err}"
     );
     assert!(world.exec.calls().is_empty());
-    assert!(world.state.list().unwrap().is_empty());
+    assert!(world.state.ids().is_empty());
 }
 
 #[test]

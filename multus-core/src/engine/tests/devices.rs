@@ -75,7 +75,7 @@ fn two_networks_on_one_resource_take_two_devices_in_annotation_order() {
         sriov["runtimeConfig"]["CNIDeviceInfoFile"],
         "/devinfo/cni/default-sriov-a-c1_net1"
     );
-    let state = world.state.load("c1").unwrap().unwrap();
+    let state = world.state.record("c1").unwrap();
     let devices: Vec<_> = state
         .attachments
         .iter()
@@ -100,7 +100,7 @@ fn device_id_replaces_the_one_the_annotation_asked_for() {
         json!({"k8s.v1.cni.cncf.io/networks": r#"[{"name":"sriov-a","deviceID":"0000:99:00.0"}]"#}),
     );
     add(&world, &conf).unwrap();
-    let state = world.state.load("c1").unwrap().unwrap();
+    let state = world.state.record("c1").unwrap();
     let delegate = &state.attachments[1].delegate;
     assert_eq!(delegate.runtime_config["deviceID"], "0000:03:02.0");
 }
@@ -127,7 +127,7 @@ fn a_network_without_a_device_left_fails_before_anything_runs() {
         assert!(text.contains(part), "{part} missing from {text}");
     }
     assert!(world.exec.calls().is_empty());
-    assert!(world.state.load("c1").unwrap().is_none());
+    assert!(world.state.record("c1").is_none());
     // The device-info copy made for the first network is gone again.
     assert!(world.devices.cni_files().is_empty());
 }
@@ -160,7 +160,7 @@ fn device_info_reaches_network_status_and_del_removes_it() {
         world.devices.cni_files().keys().collect::<Vec<_>>(),
         ["default-sriov-a-c1_net1"]
     );
-    let state = world.state.load("c1").unwrap().unwrap();
+    let state = world.state.record("c1").unwrap();
     assert_eq!(state.network_status[1].name, "default/sriov-a");
     assert_eq!(state.network_status[1].device_info, Some(info));
     assert_eq!(state.network_status[0].device_info, None);
@@ -189,7 +189,7 @@ fn a_failing_later_network_rolls_back_the_device_network_and_its_device_info() {
     let err = add(&world, &conf("sriov-a, broken")).unwrap_err();
     assert!(err.to_string().contains("default/broken"), "{err}");
     assert!(world.devices.cni_files().is_empty());
-    assert!(world.state.load("c1").unwrap().is_none());
+    assert!(world.state.record("c1").is_none());
     assert!(world.exec.summary().contains(&"DEL sriov net1".to_owned()));
 }
 

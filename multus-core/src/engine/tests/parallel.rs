@@ -11,7 +11,7 @@ use super::{World, request};
 use crate::config::MultusConf;
 use crate::engine::{Engine, MultusError, Seams};
 use crate::request::Command;
-use crate::seams::{DelegateExec, ExecError, ExecRequest, StateStore};
+use crate::seams::{DelegateExec, ExecError, ExecRequest};
 
 /// The world's fake exec, with each call yielding once mid-way (so concurrent calls
 /// overlap) and a log of starts and ends.
@@ -127,8 +127,8 @@ fn parallel_attach_overlaps_and_is_observably_serial() {
     );
 
     assert_eq!(out, serial_out);
-    let mut record = world.state.load("c1").unwrap().unwrap();
-    let serial_record = serial_world.state.load("c1").unwrap().unwrap();
+    let mut record = world.state.record("c1").unwrap();
+    let serial_record = serial_world.state.record("c1").unwrap();
     assert!(record.parallel_attach && !serial_record.parallel_attach);
     record.parallel_attach = false;
     assert_eq!(record, serial_record, "the record is the serial one");
@@ -157,7 +157,7 @@ fn del_of_a_parallel_attach_runs_additional_networks_together_then_the_cluster_n
     );
     // Reverse order of start: the last network first.
     assert_eq!(log[0], "start DEL b3");
-    assert!(world.state.load("c1").unwrap().is_none());
+    assert!(world.state.record("c1").is_none());
 }
 
 #[test]
@@ -173,7 +173,7 @@ fn the_pod_annotation_turns_parallel_attach_on_or_off() {
         let world = World::new();
         let exec = Yielding::new(&world);
         add(&exec, &conf(NETWORKS, parallel, annotation)).unwrap();
-        let record = world.state.load("c1").unwrap().unwrap();
+        let record = world.state.record("c1").unwrap();
         assert_eq!(
             record.parallel_attach, expected,
             "{parallel} {annotation:?}"
@@ -215,7 +215,7 @@ fn a_failure_mid_way_rolls_back_every_attempted_attachment() {
         "{}",
         cni.details
     );
-    assert!(world.state.load("c1").unwrap().is_none(), "nothing left");
+    assert!(world.state.record("c1").is_none(), "nothing left");
 }
 
 #[test]
@@ -223,7 +223,7 @@ fn a_parallel_record_reads_back_and_an_old_record_is_serial() {
     let world = World::new();
     let exec = Yielding::new(&world);
     add(&exec, &conf("blue", true, None)).unwrap();
-    let record = world.state.load("c1").unwrap().unwrap();
+    let record = world.state.record("c1").unwrap();
     let doc: Value = serde_json::to_value(&record).unwrap();
     assert_eq!(doc["parallelAttach"], true);
     let mut old = doc.clone();

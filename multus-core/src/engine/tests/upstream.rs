@@ -11,7 +11,7 @@ use super::{World, conf, conf_1_1, del, request, run};
 use crate::engine::{Engine, MultusError, Seams};
 use crate::nad::{NetworkAttachmentDefinition, NetworkStatus};
 use crate::request::{Command, PodRef};
-use crate::seams::{ApiError, ClusterApi, PodEvent, PodInfo, StateStore};
+use crate::seams::{ApiError, ClusterApi, PodEvent, PodInfo};
 use crate::upstream::fixtures::{RESULTS, SCRATCH_HEAD as SCRATCH};
 use crate::upstream::{LibcniCacheEntry, UpstreamSandbox, parse_scratch};
 
@@ -58,7 +58,7 @@ fn del_of_an_upstream_sandbox_deletes_its_delegates_in_reverse_and_drops_the_cac
         8080
     );
     assert!(world.state.upstream_left().is_empty());
-    assert!(world.state.load("c1").unwrap().is_none());
+    assert!(world.state.record("c1").is_none());
     assert!(world.state.notes().is_empty());
 }
 
@@ -72,7 +72,7 @@ fn failed_del_of_an_upstream_sandbox_keeps_its_caches_for_the_retry() {
     // Every delegate was still tried.
     assert_eq!(world.exec.summary().len(), 5);
     assert_eq!(world.state.upstream_left(), ["c1"]);
-    assert!(world.state.load("c1").unwrap().is_none());
+    assert!(world.state.record("c1").is_none());
     world.exec.failing_del.clear();
     del(&world, &conf("")).unwrap();
     assert!(world.state.upstream_left().is_empty());
@@ -232,10 +232,10 @@ fn retry_of_a_failed_guessed_del_keeps_the_note() {
         pollster::block_on(Engine::new(&plain, &request, seams).del())
     };
     run(&world).unwrap_err();
-    assert!(world.state.load("c1").unwrap().is_some());
+    assert!(world.state.record("c1").is_some());
     assert!(world.state.notes().contains_key("c1"));
     world.exec.failing_del.clear();
     run(&world).unwrap();
-    assert!(world.state.load("c1").unwrap().is_none());
+    assert!(world.state.record("c1").is_none());
     assert!(world.state.notes().contains_key("c1"));
 }
