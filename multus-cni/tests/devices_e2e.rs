@@ -6,14 +6,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod fake_kubelet;
-mod support;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
 use fake_kubelet::Kubelet;
+use multus_integration_tests::binaries;
+use multus_integration_tests::kube::{KubeNode, NETWORKS};
+use multus_integration_tests::netns;
 use serde_json::json;
-use support::{NETWORKS, Node, PLUGIN_DIR};
 
 const RESOURCE: &str = "example.com/veth";
 
@@ -21,7 +22,8 @@ const RESOURCE: &str = "example.com/veth";
 fn install_wrapper(bin: &Path) {
     std::fs::create_dir_all(bin).unwrap();
     let script = format!(
-        "#!/bin/sh\nsed -e 's/\"deviceID\":\"\\([^\"]*\\)\"/\"device\":\"\\1\"/' -e 's/,\"pciBusID\":\"[^\"]*\"//' | exec {PLUGIN_DIR}/host-device\n"
+        "#!/bin/sh\nsed -e 's/\"deviceID\":\"\\([^\"]*\\)\"/\"device\":\"\\1\"/' -e 's/,\"pciBusID\":\"[^\"]*\"//' | exec {}/host-device\n",
+        KubeNode::plugin_dir().display()
     );
     let path = bin.join("hostdev-wrap");
     std::fs::write(&path, script).unwrap();
@@ -37,7 +39,7 @@ fn vf_nad(name: &str, address: &str) -> String {
     .to_string()
 }
 
-fn create_vf_nad(node: &Node, name: &str, address: &str) {
+fn create_vf_nad(node: &KubeNode, name: &str, address: &str) {
     node.api
         .create(
             &k8s_standin::NADS,
@@ -52,21 +54,21 @@ fn create_vf_nad(node: &Node, name: &str, address: &str) {
 
 /// The node side of a fake VF: `vfN` (the device ID, moved into the pod) and `vfNp`
 /// (stays on the node with `peer`).
-fn make_vf(node: &Node, name: &str, peer: &str) {
+fn make_vf(node: &KubeNode, name: &str, peer: &str) {
     let host = format!("{name}p");
-    node.netns
+    node.netns()
         .ip(&["link", "add", name, "type", "veth", "peer", "name", &host]);
-    node.netns.ip(&["addr", "add", peer, "dev", &host]);
-    node.netns.ip(&["link", "set", &host, "up"]);
+    node.netns().ip(&["addr", "add", peer, "dev", &host]);
+    node.netns().ip(&["link", "set", &host, "up"]);
 }
 
 struct DeviceNode {
-    node: Node,
+    node: KubeNode,
     kubelet: Kubelet,
 }
 
 fn device_node(devices: &[&str]) -> DeviceNode {
-    let mut node = Node::new();
+    let mut node = KubeNode::new();
     make_vf(&node, "vf0", "10.95.0.1/24");
     make_vf(&node, "vf1", "10.96.0.1/24");
     create_vf_nad(&node, "vf-a", "10.95.0.2/24");
@@ -93,13 +95,13 @@ fn device_node(devices: &[&str]) -> DeviceNode {
     DeviceNode { node, kubelet }
 }
 
-fn ping(node: &Node, index: usize, address: &str) {
-    support::run(
-        "ip",
+fn ping(node: &KubeNode, index: usize, address: &str) {
+    netns::run(
+        binaries::ip(),
         &[
             "netns",
             "exec",
-            &node.pods[index].name,
+            node.pods[index].name(),
             "ping",
             "-c",
             "1",
@@ -107,7 +109,8 @@ fn ping(node: &Node, index: usize, address: &str) {
             "2",
             address,
         ],
-    );
+    )
+    .expect_success(&format!("ping {address}"));
 }
 
 #[test]
@@ -117,10 +120,10 @@ fn host_device_gets_the_kubelet_s_devices_in_annotation_order_and_del_returns_th
     node.multus("ADD", &pod, index).ok();
     assert_eq!(kubelet.calls(), ["Get default/web"]);
     // Sorted device IDs, taken in annotation order: vf-a gets vf0, vf-b gets vf1.
-    assert_eq!(node.pods[index].link_names(), ["eth0", "net1", "net2"]);
+    assert_eq!(node.pods[index].interface_names(), ["eth0", "net1", "net2"]);
     ping(&node, index, "10.95.0.1");
     ping(&node, index, "10.96.0.1");
-    let node_links: Vec<String> = node.netns.link_names();
+    let node_links: Vec<String> = node.netns().interface_names();
     assert!(!node_links.contains(&"vf0".to_owned()), "{node_links:?}");
 
     let status = node.network_status("default", "web").unwrap();
@@ -144,12 +147,12 @@ fn host_device_gets_the_kubelet_s_devices_in_annotation_order_and_del_returns_th
     assert_eq!(device["source"], "pod-resources", "{record}");
     node.multus("DEL", &pod, index).ok();
     assert_eq!(kubelet.calls(), ["Get default/web"]);
-    let node_links = node.netns.link_names();
+    let node_links = node.netns().interface_names();
     assert!(
         node_links.contains(&"vf0".to_owned()) && node_links.contains(&"vf1".to_owned()),
         "host-device returns the devices: {node_links:?}"
     );
-    assert_eq!(node.pods[index].link_names(), Vec::<String>::new());
+    assert_eq!(node.pods[index].interface_names(), Vec::<String>::new());
     assert_eq!(std::fs::read_dir(&cni_info).unwrap().count(), 0);
     assert!(node.leases().is_empty());
 }
@@ -164,8 +167,8 @@ fn a_second_network_without_a_device_left_fails_and_nothing_stays_attached() {
     for part in ["default/web", "default/vf-b", RESOURCE] {
         assert!(message.contains(part), "{part} missing from {message}");
     }
-    assert!(node.netns.link_names().contains(&"vf0".to_owned()));
-    assert_eq!(node.pods[index].link_names(), Vec::<String>::new());
+    assert!(node.netns().interface_names().contains(&"vf0".to_owned()));
+    assert_eq!(node.pods[index].interface_names(), Vec::<String>::new());
     assert!(node.leases().is_empty());
     let cni_info = node.dir.path().join("devinfo/cni");
     assert_eq!(

@@ -34,6 +34,21 @@ fn config(api: &StandIn, dir: &Path, duration: Duration) -> PerNodeCertificate {
     }
 }
 
+/// Start a certificate manager for `node` (10 s per API request, no limit on the wait
+/// for approval).
+fn start(
+    rt: &tokio::runtime::Runtime,
+    config: &PerNodeCertificate,
+    node: &str,
+) -> Result<CertManager, IdentityError> {
+    rt.block_on(CertManager::start(
+        config.clone(),
+        node,
+        Duration::from_secs(10),
+        None,
+    ))
+}
+
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -45,14 +60,7 @@ fn a_certificate_is_issued_stored_privately_and_reused_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(&api, dir.path(), Duration::from_secs(3600));
     let rt = runtime();
-    let manager = rt
-        .block_on(CertManager::start(
-            config.clone(),
-            NODE,
-            Duration::from_secs(10),
-            None,
-        ))
-        .unwrap();
+    let manager = start(&rt, &config, NODE).unwrap();
     assert_eq!(manager.origin(), Origin::Issued);
     let pair = manager.current();
     assert_eq!(pair.common_name, "system:multus:node-a");
@@ -84,14 +92,7 @@ fn a_certificate_is_issued_stored_privately_and_reused_after_a_restart() {
     drop(manager);
 
     // A restart reuses the valid certificate: no new CSR.
-    let again = rt
-        .block_on(CertManager::start(
-            config,
-            NODE,
-            Duration::from_secs(10),
-            None,
-        ))
-        .unwrap();
+    let again = start(&rt, &config, NODE).unwrap();
     assert_eq!(again.origin(), Origin::Reused);
     assert_eq!(*again.current(), *pair);
     assert_eq!(api.csrs().len(), 1);
@@ -104,31 +105,11 @@ fn a_certificate_for_another_identity_or_a_corrupt_file_is_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime();
     let config = config(&api, dir.path(), Duration::from_secs(3600));
-    rt.block_on(CertManager::start(
-        config.clone(),
-        "node-b",
-        Duration::from_secs(10),
-        None,
-    ))
-    .unwrap();
-    let manager = rt
-        .block_on(CertManager::start(
-            config.clone(),
-            NODE,
-            Duration::from_secs(10),
-            None,
-        ))
-        .unwrap();
+    start(&rt, &config, "node-b").unwrap();
+    let manager = start(&rt, &config, NODE).unwrap();
     assert_eq!(manager.origin(), Origin::Issued);
     std::fs::write(config.current_file(), "garbage").unwrap();
-    let manager = rt
-        .block_on(CertManager::start(
-            config,
-            NODE,
-            Duration::from_secs(10),
-            None,
-        ))
-        .unwrap();
+    let manager = start(&rt, &config, NODE).unwrap();
     assert_eq!(manager.origin(), Origin::Issued);
     assert_eq!(api.csrs().len(), 3);
 }
@@ -197,15 +178,7 @@ fn requests_keep_succeeding_across_two_rotations() {
     let rt = runtime();
     // 3 s certificates: rotation every 2.1 to 2.7 s.
     let config = config(&api, dir.path(), Duration::from_secs(3));
-    let manager = std::sync::Arc::new(
-        rt.block_on(CertManager::start(
-            config,
-            NODE,
-            Duration::from_secs(10),
-            None,
-        ))
-        .unwrap(),
-    );
+    let manager = std::sync::Arc::new(start(&rt, &config, NODE).unwrap());
     let first = manager.current();
     let changes = manager.subscribe();
     let client = rt.block_on(async { manager.client() });

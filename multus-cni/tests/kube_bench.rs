@@ -5,13 +5,11 @@
 //! (root, reference plugins installed).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
 use std::time::Duration;
 
 use k8s_standin::RequestRecord;
+use multus_integration_tests::kube::{KubeNode, NETWORKS};
 use serde_json::json;
-use support::{NETWORKS, Node};
 
 const ROUNDS: usize = 9;
 
@@ -35,7 +33,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 
 /// One scenario: `networks` NADs, annotations from the API or trusted from the runtime.
 fn scenario(networks: usize, trusted: bool, latency_ms: u64) -> (String, String, Duration) {
-    let mut node = Node::new();
+    let mut node = KubeNode::new();
     let names: Vec<String> = (0..networks).map(|i| format!("net-{i}")).collect();
     for (i, name) in names.iter().enumerate() {
         let config = node.macvlan_config(name, &format!("10.100.{i}.0/24"));
@@ -73,7 +71,7 @@ fn scenario(networks: usize, trusted: bool, latency_ms: u64) -> (String, String,
 
 /// ADD with file-based NADs and the runtime's annotations: no API server at all.
 fn files_scenario(networks: usize) -> Duration {
-    let mut node = Node::new();
+    let mut node = KubeNode::new();
     let dir = node.dir.path().join("nads");
     std::fs::create_dir_all(&dir).unwrap();
     let mut annotation = Vec::new();

@@ -2,13 +2,11 @@
 //! plugins in real network namespaces. Needs root and `containernetworking-plugins`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
 use std::time::Duration;
 
 use k8s_standin::{Fault, Options, PODS, StandIn, TokenIn};
+use multus_integration_tests::kube::{KubeNode, NETWORKS};
 use serde_json::{Value, json};
-use support::{NETWORKS, Node};
 
 fn addresses(status: &Value) -> Vec<String> {
     let mut ips: Vec<String> = status["ips"]
@@ -25,12 +23,15 @@ fn addresses(status: &Value) -> Vec<String> {
 
 #[test]
 fn annotated_pod_gets_its_networks_and_the_status_matches_the_netns() {
-    let mut node = Node::new();
+    let mut node = KubeNode::new();
     let (pod, index) = node.api_pod("default", "web", &[(NETWORKS, "blue, default/green@data0")]);
     node.api.clear_requests();
     let result = node.multus("ADD", &pod, index).ok().clone();
     assert_eq!(result["cniVersion"], "1.0.0");
-    assert_eq!(node.pods[index].link_names(), vec!["data0", "eth0", "net1"]);
+    assert_eq!(
+        node.pods[index].interface_names(),
+        vec!["data0", "eth0", "net1"]
+    );
 
     // One pod GET, one GET per NAD, one status PATCH, and the events.
     let requests = node.request_summary();
@@ -69,7 +70,8 @@ fn annotated_pod_gets_its_networks_and_the_status_matches_the_netns() {
         .expect("network-status written");
     let entries = status.as_array().unwrap();
     assert_eq!(entries.len(), 3, "{status}");
-    for (ifname, mac, ips) in node.pods[index].links() {
+    for link in node.pods[index].interfaces() {
+        let (ifname, mac, ips) = (link.name.clone(), link.mac.clone(), link.ips());
         let entry = entries
             .iter()
             .find(|e| e["interface"] == ifname.as_str())
@@ -96,23 +98,23 @@ fn annotated_pod_gets_its_networks_and_the_status_matches_the_netns() {
         "{:?}",
         node.request_summary()
     );
-    assert!(node.pods[index].link_names().is_empty());
+    assert!(node.pods[index].interface_names().is_empty());
     assert!(node.leases().is_empty());
 }
 
 /// Asserts that nothing was attached: no interface in the pod, no lease.
-fn assert_nothing_ran(node: &Node, index: usize) {
+fn assert_nothing_ran(node: &KubeNode, index: usize) {
     assert!(
-        node.pods[index].link_names().is_empty(),
+        node.pods[index].interface_names().is_empty(),
         "{:?}",
-        node.pods[index].link_names()
+        node.pods[index].interface_names()
     );
     assert!(node.leases().is_empty(), "{:?}", node.leases());
 }
 
 #[test]
 fn missing_nad_fails_with_101_and_a_no_network_found_event() {
-    let mut node = Node::new();
+    let mut node = KubeNode::new();
     let (pod, index) = node.api_pod("default", "web", &[(NETWORKS, "blue, nosuch")]);
     let outcome = node.multus("ADD", &pod, index);
     assert_eq!(outcome.error_code(), 101, "{}", outcome.stdout);
@@ -152,7 +154,7 @@ type Case = (
 
 #[test]
 fn bad_input_is_refused_before_any_delegate_runs() {
-    let mut node = Node::new();
+    let mut node = KubeNode::new();
     node.api
         .create_nad(
             "default",
@@ -203,7 +205,7 @@ fn bad_input_is_refused_before_any_delegate_runs() {
 
 #[test]
 fn api_unreachable_unauthorized_and_forbidden_are_api_failures() {
-    let mut node = Node::new();
+    let mut node = KubeNode::new();
     let (pod, index) = node.api_pod("default", "web", &[(NETWORKS, "blue")]);
     node.conf_extra = json!({"apiRetries": 1});
 
@@ -262,7 +264,7 @@ fn api_unreachable_unauthorized_and_forbidden_are_api_failures() {
 
 #[test]
 fn uid_mismatch_fails_and_static_pods_are_exempt() {
-    let mut node = Node::new();
+    let mut node = KubeNode::new();
     let uid = node.api.create_pod("default", "web", &[(NETWORKS, "blue")]);
     let (pod, index) = node.pod("default", "web", "0000-runtime-uid");
     let outcome = node.multus("ADD", &pod, index);
@@ -286,14 +288,14 @@ fn uid_mismatch_fails_and_static_pods_are_exempt() {
     );
     let (pod, index) = node.pod("kube-system", "etcd-node1", "static-manifest-uid");
     node.multus("ADD", &pod, index).ok();
-    assert_eq!(node.pods[index].link_names(), vec!["eth0", "net1"]);
+    assert_eq!(node.pods[index].interface_names(), vec!["eth0", "net1"]);
     node.multus("DEL", &pod, index).ok();
     assert!(node.leases().is_empty());
 }
 
 #[test]
 fn a_pod_gone_from_the_api_gets_the_minimal_result() {
-    let mut node = Node::new();
+    let mut node = KubeNode::new();
     let (pod, index) = node.pod("default", "deleted", "some-uid");
     let result = node.multus("ADD", &pod, index).ok().clone();
     assert_eq!(
@@ -312,7 +314,7 @@ fn a_pod_gone_from_the_api_gets_the_minimal_result() {
 
 #[test]
 fn nad_with_an_empty_spec_resolves_from_conf_dir() {
-    let mut node = Node::new();
+    let mut node = KubeNode::new();
     let conf_dir = node.dir.path().join("net.d");
     std::fs::create_dir_all(&conf_dir).unwrap();
     std::fs::write(
@@ -323,8 +325,8 @@ fn nad_with_an_empty_spec_resolves_from_conf_dir() {
     node.api.create_nad("default", "purple", "").unwrap();
     let (pod, index) = node.api_pod("default", "web", &[(NETWORKS, "purple")]);
     node.multus("ADD", &pod, index).ok();
-    let links = node.pods[index].links();
-    assert!(links[1].2[0].starts_with("10.92.0."), "{links:?}");
+    let links = node.pods[index].interfaces();
+    assert!(links[1].ips()[0].starts_with("10.92.0."), "{links:?}");
     let status = node.network_status("default", "web").unwrap();
     assert_eq!(status[1]["name"], "default/purple");
     node.multus("DEL", &pod, index).ok();
@@ -332,7 +334,7 @@ fn nad_with_an_empty_spec_resolves_from_conf_dir() {
 
 #[test]
 fn transient_failures_are_retried_honouring_retry_after() {
-    let mut node = Node::new();
+    let mut node = KubeNode::new();
     let (pod, index) = node.api_pod("default", "web", &[(NETWORKS, "blue")]);
     node.api.clear_requests();
     node.api.fail_next(1, Fault::Status(503));
@@ -358,7 +360,7 @@ fn transient_failures_are_retried_honouring_retry_after() {
         .map(|r| r.status)
         .collect();
     assert_eq!(statuses, vec![503, 429, 0, 200]);
-    assert_eq!(node.pods[index].link_names(), vec!["eth0", "net1"]);
+    assert_eq!(node.pods[index].interface_names(), vec!["eth0", "net1"]);
     assert!(node.network_status("default", "web").is_some());
     node.multus("DEL", &pod, index).ok();
 
@@ -378,7 +380,7 @@ fn transient_failures_are_retried_honouring_retry_after() {
 
 #[test]
 fn each_request_is_bounded_by_the_api_timeout() {
-    let mut node = Node::new();
+    let mut node = KubeNode::new();
     let (pod, index) = node.api_pod("default", "web", &[(NETWORKS, "blue")]);
     node.conf_extra = json!({"apiTimeoutSeconds": 0.3, "apiRetries": 1});
     node.api.set_latency(Duration::from_millis(1500));
@@ -403,7 +405,7 @@ fn each_request_is_bounded_by_the_api_timeout() {
 
 #[test]
 fn trusted_runtime_annotations_skip_the_pod_get() {
-    let mut node = Node::new();
+    let mut node = KubeNode::new();
     let (pod, index) = node.api_pod("default", "web", &[]);
     node.conf_extra = json!({
         "trustRuntimeAnnotations": true,
@@ -411,7 +413,7 @@ fn trusted_runtime_annotations_skip_the_pod_get() {
     });
     node.api.clear_requests();
     node.multus("ADD", &pod, index).ok();
-    assert_eq!(node.pods[index].link_names(), vec!["eth0", "net1"]);
+    assert_eq!(node.pods[index].interface_names(), vec!["eth0", "net1"]);
     let requests = node.request_summary();
     assert!(
         !requests.iter().any(|r| r == "get pods web"),
@@ -427,11 +429,11 @@ fn trusted_runtime_annotations_skip_the_pod_get() {
 
 #[test]
 fn a_rotated_token_file_is_read_on_the_next_call() {
-    let mut node = Node::new();
+    let mut node = KubeNode::new();
     // A second stand-in on the same node whose kubeconfig uses `tokenFile`.
     let api = StandIn::start_with(Options {
         kubeconfig: Some(node.dir.path().join("token.kubeconfig")),
-        netns: Some(node.netns.path().into()),
+        netns: Some(node.netns().path()),
         token_in: TokenIn::File,
         ..Options::default()
     })
@@ -455,7 +457,7 @@ fn a_rotated_token_file_is_read_on_the_next_call() {
     node.multus_with("ADD", &pod, index, &conf).ok();
     assert!(
         api.get(&PODS, "default", "web").unwrap()["metadata"]["annotations"]
-            .get(support::NETWORK_STATUS)
+            .get(multus_integration_tests::kube::NETWORK_STATUS)
             .is_some()
     );
     node.multus_with("DEL", &pod, index, &conf).ok();
@@ -463,7 +465,7 @@ fn a_rotated_token_file_is_read_on_the_next_call() {
 
 #[test]
 fn readiness_indicator_file_bounds_add_and_never_blocks_del() {
-    let mut node = Node::new();
+    let mut node = KubeNode::new();
     let (pod, index) = node.api_pod("default", "web", &[]);
     let ready = node.dir.path().join("ready");
     node.conf_extra =
@@ -496,7 +498,7 @@ impl Drop for CreatedDirs {
 
 #[test]
 fn in_cluster_service_account_is_used_without_a_kubeconfig() {
-    let mut node = Node::new();
+    let mut node = KubeNode::new();
     let (pod, index) = node.api_pod("default", "web", &[(NETWORKS, "blue")]);
     // The service account as the kubelet mounts it, in a private mount namespace of the
     // multus process only.
@@ -544,7 +546,7 @@ fn in_cluster_service_account_is_used_without_a_kubeconfig() {
         ],
     );
     outcome.ok();
-    assert_eq!(node.pods[index].link_names(), vec!["eth0", "net1"]);
+    assert_eq!(node.pods[index].interface_names(), vec!["eth0", "net1"]);
     assert!(node.network_status("default", "web").is_some());
     assert!(
         node.api
@@ -558,7 +560,7 @@ fn in_cluster_service_account_is_used_without_a_kubeconfig() {
 
 #[test]
 fn cluster_network_default_networks_override_and_isolation_through_the_api() {
-    let mut node = Node::new();
+    let mut node = KubeNode::new();
     let nads = [
         (
             "cluster-nad",
@@ -602,14 +604,14 @@ fn cluster_network_default_networks_override_and_isolation_through_the_api() {
             "default/blue"
         ]
     );
-    let links = node.pods[index].links();
-    assert!(links[0].2[0].starts_with("10.93.0."), "{links:?}");
+    let links = node.pods[index].interfaces();
+    assert!(links[0].ips()[0].starts_with("10.93.0."), "{links:?}");
     node.multus_with("DEL", &pod, index, &conf).ok();
 
     // A pod in a system namespace gets no defaultNetworks.
     let (pod, index) = node.api_pod("kube-system", "dns", &[]);
     node.multus_with("ADD", &pod, index, &conf).ok();
-    assert_eq!(node.pods[index].link_names(), vec!["eth0"]);
+    assert_eq!(node.pods[index].interface_names(), vec!["eth0"]);
     node.multus_with("DEL", &pod, index, &conf).ok();
 
     // The default-network annotation replaces the cluster network (its namespace
@@ -620,9 +622,9 @@ fn cluster_network_default_networks_override_and_isolation_through_the_api() {
         &[("v1.multus-cni.io/default-network", "alt")],
     );
     node.multus_with("ADD", &pod, index, &conf).ok();
-    let links = node.pods[index].links();
-    assert_eq!(links[0].0, "eth0");
-    assert!(links[0].2[0].starts_with("10.95.0."), "{links:?}");
+    let links = node.pods[index].interfaces();
+    assert_eq!(links[0].name, "eth0");
+    assert!(links[0].ips()[0].starts_with("10.95.0."), "{links:?}");
     assert_eq!(
         node.network_status("team", "custom").unwrap()[0]["name"],
         "kube-system/alt"

@@ -5,15 +5,13 @@
 //! `containernetworking-plugins`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
 use k8s_standin::PODS;
+use multus_integration_tests::kube::{KubeNode, NETWORKS};
 use serde_json::Value;
-use support::{NETWORKS, Node};
 
 #[test]
 fn del_of_a_gone_pod_without_any_record_emits_an_event_and_leaves_a_note() {
-    let mut node = Node::new();
+    let mut node = KubeNode::new();
     let (pod, index) = node.api_pod("default", "web", &[(NETWORKS, "blue")]);
     node.multus("ADD", &pod, index).ok();
     let cni_dir = node.dir.path().join("multus");
@@ -52,5 +50,5 @@ fn del_of_a_gone_pod_without_any_record_emits_an_event_and_leaves_a_note() {
     let note: Value = serde_json::from_slice(&std::fs::read(note).unwrap()).unwrap();
     assert_eq!(note["podName"], "web");
     // The annotation network was not reachable: its interface is still in the pod.
-    assert_eq!(node.pods[index].link_names(), ["net1"]);
+    assert_eq!(node.pods[index].interface_names(), ["net1"]);
 }

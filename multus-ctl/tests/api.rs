@@ -3,12 +3,12 @@
 //! that refuses or is not there.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::path::Path;
 
-use common::{ctl, workdir};
+// `common::collapse` is the expression the table's snapshot names.
 use k8s_standin::{Fault, StandIn};
+use multus_integration_tests::command::{Output, run_in};
+use multus_integration_tests::ctl::{self as common, ctl, ctl_binary, workdir};
 
 /// The stand-in, with the NADs and pods the tests read.
 fn standin() -> StandIn {
@@ -58,7 +58,7 @@ fn stable(api: &StandIn, text: &str) -> String {
         .replace(api.url(), "https://127.0.0.1:<port>")
 }
 
-fn run(dir: &Path, api: &StandIn, args: &[&str]) -> common::Run {
+fn run(dir: &Path, api: &StandIn, args: &[&str]) -> Output {
     let [flag, path] = kubeconfig_args(api);
     let mut all = vec![flag.as_str(), path.as_str()];
     all.extend_from_slice(args);
@@ -236,8 +236,8 @@ fn an_api_that_refuses_or_fails_is_reported_in_one_line() {
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     // KUBECONFIG works as for kubectl.
     let path = api.kubeconfig().display().to_string();
-    let out = common::run_in(
-        &common::ctl_binary(),
+    let out = run_in(
+        &ctl_binary(),
         dir,
         &["nad", "validate", "default/blue", "--bin-dir", "bin"],
         &[("KUBECONFIG", path.as_str())],

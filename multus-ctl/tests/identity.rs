@@ -3,13 +3,11 @@
 //! found) without one.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::time::Duration;
 
-use common::ctl;
 use k8s_standin::StandIn;
 use multus_cni::identity::{CertManager, PerNodeCertificate};
+use multus_integration_tests::ctl::ctl;
 
 fn issue(api: &StandIn, cert_dir: &std::path::Path, duration: Duration) {
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -6,12 +6,11 @@
 //! must catch it. Needs root and `containernetworking-plugins`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{collapse, ctl_binary};
 use multus_integration_tests::binaries::Binaries;
+use multus_integration_tests::command::run_in;
+use multus_integration_tests::ctl::{collapse, ctl_binary};
 use multus_integration_tests::fixtures::NETWORKS_ANNOTATION;
 use multus_integration_tests::netns::Output;
 use multus_integration_tests::runtime::Sandbox;
@@ -65,8 +64,8 @@ impl Node {
 
     /// multus-ctl in the machine's namespace: it only reads (records, and the pod's
     /// namespace through setns).
-    fn ctl(&self, args: &[&str]) -> common::Run {
-        common::run_in(&ctl_binary(), self.h.dirs.root(), args, &[])
+    fn ctl(&self, args: &[&str]) -> Output {
+        run_in(&ctl_binary(), self.h.dirs.root(), args, &[])
     }
 
     /// multus-ctl inside the node namespace: for commands that run delegates.

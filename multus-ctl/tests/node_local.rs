@@ -3,12 +3,14 @@
 //! level, shell completions and the kubectl plugin.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::path::Path;
 
 use clap::CommandFactory;
-use common::{ctl, ctl_binary, run_in, workdir, write_script};
+use multus_integration_tests::binaries::SYSTEM_PATH;
+use multus_integration_tests::command::run_in;
+use multus_integration_tests::ctl::{collapse, ctl, ctl_binary, fixtures, workdir};
+use multus_integration_tests::fake_daemon::FakeDaemon;
+use multus_integration_tests::fixtures::{copy_tree, write_script};
 
 /// Run in the work directory and snapshot stdout under `name`.
 #[track_caller]
@@ -100,7 +102,7 @@ fn kubectl_runs_it_as_a_plugin() {
         bin_dir.join("kubectl-multus").exists(),
         "kubectl-multus is not built: cargo build -p multus-ctl"
     );
-    let path = format!("{}:{}", bin_dir.display(), common::SYSTEM_PATH);
+    let path = format!("{}:{}", bin_dir.display(), SYSTEM_PATH);
     let home = work.path().display().to_string();
     let env = [("PATH", path.as_str()), ("HOME", home.as_str())];
     let run = run_in(kubectl, work.path(), &["plugin", "list"], &env);
@@ -1018,10 +1020,7 @@ fn pod_bad_input() {
 /// A work directory with the `config generate` fixtures under `generate/`.
 fn generate_workdir() -> tempfile::TempDir {
     let work = workdir();
-    common::copy_tree(
-        &common::fixtures().join("generate"),
-        &work.path().join("generate"),
-    );
+    copy_tree(&fixtures().join("generate"), &work.path().join("generate"));
     work
 }
 
@@ -1354,7 +1353,7 @@ const LATENCY_FILTERS: &[(&str, &str)] = &[
 
 #[test]
 fn daemon_commands_table_and_json() {
-    let daemon = common::FakeDaemon::start(true);
+    let daemon = FakeDaemon::start(true);
     let work = workdir();
     let dir = work.path();
     let socket_dir = daemon.socket_dir().display().to_string();
@@ -1368,7 +1367,7 @@ fn daemon_commands_table_and_json() {
         if args.contains(&"json") {
             text
         } else {
-            common::collapse(&text)
+            collapse(&text)
         }
     };
     insta::with_settings!({filters => LATENCY_FILTERS.to_vec()}, {
@@ -1392,7 +1391,7 @@ fn daemon_commands_table_and_json() {
     );
     assert_eq!(
         raw.expect(0),
-        std::fs::read_to_string(common::fixtures().join("daemon/metrics.txt")).unwrap()
+        std::fs::read_to_string(fixtures().join("daemon/metrics.txt")).unwrap()
     );
     insta::assert_snapshot!("daemon_config_table", run_ok(&["daemon", "config"]));
     let json = run_ok(&["daemon", "config", "-o", "json"]);
@@ -1440,7 +1439,7 @@ fn daemon_bad_input() {
     let work = workdir();
     let dir = work.path();
     // Shutting down: alive but not ready, exit 1.
-    let stopping = common::FakeDaemon::start(false);
+    let stopping = FakeDaemon::start(false);
     let run = ctl(
         dir,
         &[

@@ -7,22 +7,22 @@
 //! binaries (`cargo build --workspace --bins`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{collapse, ctl_binary, fixtures};
 use multus_integration_tests::CLUSTER_NETWORK;
 use multus_integration_tests::binaries::Binaries;
+use multus_integration_tests::binaries::SYSTEM_PATH;
+use multus_integration_tests::command::{Output, run_in};
+use multus_integration_tests::ctl::{collapse, ctl_binary, fixtures};
 use multus_integration_tests::fixtures::{Subnet, bridge_conf};
 use multus_integration_tests::thick::{Process, Thick, built, write_atomically};
 use serde_json::{Value, json};
 
 /// multus-ctl in the machine's namespace (the socket is a path: reachable from any).
-fn ctl(args: &[&str]) -> common::Run {
-    common::run_in(&ctl_binary(), Path::new("/"), args, &[])
+fn ctl(args: &[&str]) -> Output {
+    run_in(&ctl_binary(), Path::new("/"), args, &[])
 }
 
 /// The same paths replaced in every output: the daemon's root and the harness'.
@@ -321,7 +321,7 @@ fn thin_entrypoint_writes(dir: &Path, flags: &[&str]) -> Vec<u8> {
         .arg("--skip-multus-binary-copy=true")
         .args(flags)
         .env_clear()
-        .env("PATH", common::SYSTEM_PATH)
+        .env("PATH", SYSTEM_PATH)
         .env("KUBERNETES_SERVICE_HOST", "10.96.0.1")
         .env("KUBERNETES_SERVICE_PORT", "443");
     let conf = net_d.join("00-multus.conf");

@@ -4,10 +4,11 @@
 use multus_integration_tests::thick as support;
 
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use multus_integration_tests::binaries::SYSTEM_PATH;
+use multus_integration_tests::command::start_with_stdin;
 use serde_json::Value;
 use support::{Thick, built, cni_env, pairs, raw_http, upstream_post};
 
@@ -149,24 +150,15 @@ fn oversized_bodies_unknown_paths_and_wrong_methods() {
 fn a_shim_that_is_not_root_gets_a_clear_error_and_nothing_is_applied() {
     let (thick, conf) = recorder_node();
     let pod = thick.h.sandbox();
-    let mut child = Command::new(built("multus-shim"))
-        .env_clear()
-        .env("PATH", SYSTEM_PATH)
-        .envs(cni_env("ADD", &pod, "eth0"))
-        .uid(65534)
-        .gid(65534)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(conf.to_string().as_bytes())
-        .unwrap();
+    let child = start_with_stdin(
+        Command::new(built("multus-shim"))
+            .env_clear()
+            .env("PATH", SYSTEM_PATH)
+            .envs(cni_env("ADD", &pod, "eth0"))
+            .uid(65534)
+            .gid(65534),
+        conf.to_string().as_bytes(),
+    );
     let started = std::time::Instant::now();
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use k8s_standin::PODS;
 use multus_integration_tests::binaries::{Binaries, SYSTEM_PATH};
+use multus_integration_tests::command::output_with_stdin;
 use multus_integration_tests::fixtures::{self, Subnet};
 use serde_json::{Value, json};
 use support::{NODE_NAME, Thick, built, plugin_stdin};
@@ -44,22 +45,18 @@ fn exec(
     path: &str,
     stdin: &[u8],
 ) {
-    let mut child = Command::new(program)
-        .env_clear()
-        .env("PATH", SYSTEM_PATH)
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", container)
-        .env("CNI_NETNS", netns)
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_ARGS", args)
-        .env("CNI_PATH", path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_with_stdin(
+        Command::new(program)
+            .env_clear()
+            .env("PATH", SYSTEM_PATH)
+            .env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", container)
+            .env("CNI_NETNS", netns)
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_ARGS", args)
+            .env("CNI_PATH", path),
+        stdin,
+    );
     assert!(
         out.status.success(),
         "{} {command} failed: {}{}",
@@ -141,6 +138,60 @@ fn measure(
     })
 }
 
+/// Sums of the daemon's request and delegate histograms (every label set). Each request
+/// of the benchmark runs one delegate (the cluster network).
+#[derive(Clone, Copy, Debug, Default)]
+struct DaemonTimes {
+    requests: f64,
+    request_seconds: f64,
+    delegate_seconds: f64,
+}
+
+impl DaemonTimes {
+    fn read(thick: &Thick) -> Self {
+        let page = thick.metrics();
+        let total = |name: &str| -> f64 {
+            page.lines()
+                .filter(|line| {
+                    line.strip_prefix(name)
+                        .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+                })
+                .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        Self {
+            requests: total("multus_cni_request_duration_seconds_count"),
+            request_seconds: total("multus_cni_request_duration_seconds_sum"),
+            delegate_seconds: total("multus_delegate_exec_duration_seconds_sum"),
+        }
+    }
+
+    fn since(&self, before: &Self) -> Self {
+        Self {
+            requests: self.requests - before.requests,
+            request_seconds: self.request_seconds - before.request_seconds,
+            delegate_seconds: self.delegate_seconds - before.delegate_seconds,
+        }
+    }
+
+    /// One row: the thick call (half the ADD+DEL median) split into the daemon's
+    /// request time, its delegate's share, and what is left for the shim and socket.
+    fn row(&self, label: &str, thick_add_del: Duration) -> String {
+        let call = thick_add_del.as_secs_f64() / 2.0;
+        let request = self.request_seconds / self.requests.max(1.0);
+        let delegate = self.delegate_seconds / self.requests.max(1.0);
+        let ms = |s: f64| format!("{:.2} ms", s * 1000.0);
+        format!(
+            "| {label} | {} | {} | {} | {} | {} |\n",
+            ms(call),
+            ms(request),
+            ms(delegate),
+            ms(request - delegate),
+            ms(call - request)
+        )
+    }
+}
+
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -184,6 +235,7 @@ fn thick_mode_figures() {
         },
     ];
     thick.start_daemon();
+    let mut breakdown = String::new();
     report.push_str("| cluster network | direct | thin `multus` | thick `multus-shim` + daemon | thin / direct | thick / direct | thick / thin |\n|---|---|---|---|---|---|---|\n");
     for (index, scenario) in scenarios.iter().enumerate() {
         let primary = thick.write_primary(&format!("1{index}-cluster.conf"), &scenario.cluster);
@@ -195,7 +247,13 @@ fn thick_mode_figures() {
             d["plugins"][0]["clusterNetwork"] == primary.display().to_string()
         });
         let conf = plugin_stdin(&generated);
+        let before = DaemonTimes::read(&thick);
         let (direct, thin, thick_time) = measure(&thick, scenario, &primary, &conf);
+        breakdown.push_str(
+            &DaemonTimes::read(&thick)
+                .since(&before)
+                .row(scenario.label, thick_time),
+        );
         let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
         report.push_str(&format!(
             "| {} | {} | {} | {} | {:.2} | {:.2} | {:.2} |\n",
@@ -209,6 +267,9 @@ fn thick_mode_figures() {
         ));
     }
     drop(thick);
+    report.push_str(&format!(
+        "\nWhere a thick call's time goes (means from the daemon's own histograms over the same rounds; the call is half the ADD+DEL median):\n\n| cluster network | thick call | daemon, per request | of which the delegate | daemon's own work | shim exec and socket |\n|---|---|---|---|---|---|\n{breakdown}"
+    ));
 
     // 2. The shim: size and exec time (VERSION is answered without the daemon).
     let shim = built("multus-shim");

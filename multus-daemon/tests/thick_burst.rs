@@ -5,12 +5,13 @@
 
 use multus_integration_tests::thick as support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use multus_integration_tests::binaries::SYSTEM_PATH;
+use multus_integration_tests::command::start_with_stdin;
 use multus_integration_tests::fixtures;
 use serde_json::json;
 use support::{Thick, built};
@@ -33,34 +34,24 @@ fn run_shims(
     let shim = built("multus-shim");
     let children: Vec<_> = (0..BURST)
         .map(|i| {
-            let mut child = Command::new(&shim)
-                .env_clear()
-                .env("PATH", SYSTEM_PATH)
-                .env("CNI_COMMAND", command)
-                .env(
-                    "CNI_CONTAINERID",
-                    format!("burst{}x{i}", std::process::id()),
-                )
-                .env("CNI_NETNS", netns)
-                .env("CNI_IFNAME", "eth0")
-                .env(
-                    "CNI_ARGS",
-                    format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=burst-{i}"),
-                )
-                .env("CNI_PATH", thick.h.dirs.bin_dir())
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(conf.to_string().as_bytes())
-                .unwrap();
-            child
+            start_with_stdin(
+                Command::new(&shim)
+                    .env_clear()
+                    .env("PATH", SYSTEM_PATH)
+                    .env("CNI_COMMAND", command)
+                    .env(
+                        "CNI_CONTAINERID",
+                        format!("burst{}x{i}", std::process::id()),
+                    )
+                    .env("CNI_NETNS", netns)
+                    .env("CNI_IFNAME", "eth0")
+                    .env(
+                        "CNI_ARGS",
+                        format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=burst-{i}"),
+                    )
+                    .env("CNI_PATH", thick.h.dirs.bin_dir()),
+                conf.to_string().as_bytes(),
+            )
         })
         .collect();
     children

@@ -12,9 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_standin::{PODS, StandIn, UserInfo};
-use multus_integration_tests::CLUSTER_NETWORK;
 use multus_integration_tests::binaries::{Binaries, SYSTEM_PATH};
-use multus_integration_tests::fixtures::{self, Subnet};
 use serde_json::json;
 use support::{NODE_NAME, Thick, daemon_binary, plugin_stdin};
 
@@ -81,18 +79,7 @@ fn setup(thick: &mut Thick, duration: &str) -> (Approver, PathBuf) {
 }
 
 fn primary(thick: &Thick) -> serde_json::Value {
-    let cluster = Subnet::unique();
-    thick.write_primary(
-        "10-cluster.conf",
-        &fixtures::bridge_conf(
-            "0.4.0",
-            CLUSTER_NETWORK,
-            "mrs-cbr0",
-            cluster,
-            true,
-            &thick.h.dirs,
-        ),
-    );
+    thick.bridge_cluster_network("0.4.0");
     thick.wait_generated("00-multus.conf", |_| true)
 }
 

@@ -8,16 +8,14 @@
 //! root to install it) the build script fails and so does the test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use multus_integration_tests::manifests::{IMAGE, IMAGE_BIN_DIR, Manifest, THICK, THIN, repo};
 use serde_json::Value;
-use support::{IMAGE, IMAGE_BIN_DIR, Manifest, THICK, THIN, repo};
 
 /// A file of the image: mode and content (directories have none).
 #[derive(Debug)]

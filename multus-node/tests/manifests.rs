@@ -7,8 +7,6 @@
 //! The RBAC rules are compared with the API calls the code makes in `rbac.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,13 +15,13 @@ use clap::Parser as _;
 use k8s_openapi::api::core::v1::Container;
 use multus_core::config::MultusConf;
 use multus_core::daemon_config::DaemonConfig;
-use multus_integration_tests::thick::built;
-use multus_node::cli::{Cli, Command as NodeCommand, ProbeTarget};
-use serde_json::Value;
-use support::{
+use multus_integration_tests::manifests::{
     CRD, IMAGE, IMAGE_BIN_DIR, Manifest, Object, PER_NODE_IDENTITY, STATUS_POLICY, Source, THICK,
     THIN, deployment, repo,
 };
+use multus_integration_tests::thick::built;
+use multus_node::cli::{Cli, Command as NodeCommand, ProbeTarget};
+use serde_json::Value;
 
 /// The binaries the image holds: the build script's list.
 fn image_binaries() -> Vec<String> {
@@ -416,6 +414,15 @@ fn check_node_paths(manifest: &Manifest, container: &Container, cli: &Cli) {
                 host(&args.cni_conf_dir.join("multus.d/multus.kubeconfig")),
                 args.multus_kubeconfig_file_host,
                 "the kubeconfig's host path"
+            );
+            // --per-node-certificate needs only the flag: its certificate directory is
+            // a host directory, and the kubeconfig names the certificate as the host sees it.
+            let cert_dir = host(&args.cert_dir);
+            assert_eq!(cert_dir, PathBuf::from("/etc/cni/multus/certs"));
+            assert_eq!(
+                multus_node::thin::host_path(&args.host_prefix, &args.cert_dir),
+                cert_dir,
+                "the certificate's host path in the kubeconfig"
             );
             assert!(args.multus_bin_file.starts_with(IMAGE_BIN_DIR));
             assert_eq!(args.multus_bin_file.file_name().unwrap(), "multus");

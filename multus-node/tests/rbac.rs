@@ -9,8 +9,6 @@
 //! extra (a grant no code uses). Needs root and the reference CNI plugins.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,11 +17,11 @@ use std::time::{Duration, Instant};
 use k8s_standin::{Options, PODS, RequestRecord, StandIn};
 use multus_integration_tests::binaries::{Binaries, SYSTEM_PATH};
 use multus_integration_tests::fixtures::{self, MultusConfig, Subnet};
+use multus_integration_tests::manifests::{Manifest, THICK, THIN};
 use multus_integration_tests::runtime::{Runtime, Sandbox};
 use multus_integration_tests::thick::built;
 use multus_integration_tests::{Harness, NODE_BRIDGE};
 use serde_json::{Value, json};
-use support::{Manifest, THICK, THIN};
 
 const NETWORKS: &str = "k8s.v1.cni.cncf.io/networks";
 const NODE_NAME: &str = "node-1";

@@ -5,13 +5,11 @@
 //! pods on its node and nothing else. Needs the venv of `scripts/install-runtimes.sh`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use std::process::Command;
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-
+use multus_integration_tests::command::output_with_stdin;
+use multus_integration_tests::manifests::{Manifest, STATUS_POLICY, repo};
 use serde_json::{Value, json};
-use support::{Manifest, STATUS_POLICY, repo};
 
 const STATUS: &str = "k8s.v1.cni.cncf.io/network-status";
 
@@ -54,20 +52,10 @@ fn evaluate(cases: &[(Value, Value, Value)]) -> Vec<Outcome> {
         })).collect::<Vec<_>>()
     });
     let python = multus_integration_tests::cri::python();
-    let mut child = Command::new(python)
-        .arg(repo().join("tests/policy/vap.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = output_with_stdin(
+        Command::new(python).arg(repo().join("tests/policy/vap.py")),
+        input.to_string().as_bytes(),
+    );
     assert!(
         output.status.success(),
         "vap.py failed (is cel-python installed? run scripts/install-runtimes.sh):\n{}",

@@ -46,9 +46,7 @@ impl Binaries {
     }
 
     fn locate() -> Binaries {
-        if !nix::unistd::geteuid().is_root() {
-            panic!("the integration tests create network namespaces: {MACHINE_HINT}");
-        }
+        let ip = ip().to_owned();
         let profile_dir = profile_dir();
         let built = |name: &str| {
             let path = profile_dir.join(name);
@@ -62,32 +60,64 @@ impl Binaries {
         let passthru = built("passthru");
         warn_if_stale(&multus);
 
-        let plugin_dir = std::env::var_os("CNI_PLUGIN_DIR")
-            .filter(|d| !d.is_empty())
-            .map_or_else(|| PathBuf::from(DEFAULT_PLUGIN_DIR), PathBuf::from);
-        for plugin in REQUIRED_PLUGINS {
-            let path = plugin_dir.join(plugin);
-            if !is_executable(&path) {
-                panic!(
-                    "reference CNI plugin {} is missing: {MACHINE_HINT}",
-                    path.display()
-                );
-            }
-        }
-        let tool = |name: &str| {
-            find_in_path(name).unwrap_or_else(|| {
-                panic!("`{name}` is not installed in {SYSTEM_PATH}: {MACHINE_HINT}")
-            })
-        };
+        let plugin_dir = plugin_dir();
+        require_plugins(REQUIRED_PLUGINS);
         Binaries {
             multus,
             recorder,
             passthru,
             plugin_dir,
-            ip: tool("ip"),
+            ip,
             ping: tool("ping"),
         }
     }
+}
+
+/// `ip` from iproute2, after checking that the tests run as root: what making network
+/// namespaces needs, and all that tests needing no built plugin but `multus` check.
+pub fn ip() -> &'static Path {
+    static IP: OnceLock<PathBuf> = OnceLock::new();
+    IP.get_or_init(|| {
+        if !nix::unistd::geteuid().is_root() {
+            panic!("the integration tests create network namespaces: {MACHINE_HINT}");
+        }
+        tool("ip")
+    })
+}
+
+/// The reference CNI plugins' directory: `$CNI_PLUGIN_DIR`, else `/usr/lib/cni`.
+pub fn plugin_dir() -> PathBuf {
+    std::env::var_os("CNI_PLUGIN_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| PathBuf::from(DEFAULT_PLUGIN_DIR), PathBuf::from)
+}
+
+/// `plugins` in [`plugin_dir`], or a panic saying how to install them.
+pub fn require_plugins(plugins: &[&str]) -> PathBuf {
+    let dir = plugin_dir();
+    for plugin in plugins {
+        let path = dir.join(plugin);
+        if !is_executable(&path) {
+            panic!(
+                "reference CNI plugin {} is missing: {MACHINE_HINT}",
+                path.display()
+            );
+        }
+    }
+    dir
+}
+
+/// `target/<profile>/<name>`: a binary of the workspace, which cargo builds for the
+/// tests of its own package (the others need `cargo build --workspace --bins`).
+pub fn built(name: &str) -> PathBuf {
+    let path = profile_dir().join(name);
+    assert!(path.exists(), "{} is missing: {BUILD_HINT}", path.display());
+    path
+}
+
+fn tool(name: &str) -> PathBuf {
+    find_in_path(name)
+        .unwrap_or_else(|| panic!("`{name}` is not installed in {SYSTEM_PATH}: {MACHINE_HINT}"))
 }
 
 /// `target/<profile>`, found from the running test executable

@@ -83,12 +83,7 @@ impl TestDirs {
     /// Install a `/bin/sh` script as plugin type `plugin_type` in
     /// [`TestDirs::bin_dir`] (hostile or odd plugins).
     pub fn install_script(&self, plugin_type: &str, body: &str) {
-        use std::os::unix::fs::PermissionsExt;
-        let path = self.bin_dir().join(plugin_type);
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n"))
-            .expect("cannot write a script plugin");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-            .expect("cannot make the script plugin executable");
+        write_script(&self.bin_dir().join(plugin_type), body);
     }
 
     /// Make the built `passthru` plugin available in [`TestDirs::bin_dir`] (the auxiliary
@@ -530,4 +525,26 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
         .lines()
         .find(|l| l.starts_with("VmHWM:"))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+}
+
+/// Write an executable `/bin/sh` script (a fake plugin, a hostile one).
+pub fn write_script(path: &Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("cannot write a script");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .expect("cannot make the script executable");
+}
+
+/// Copy a directory tree (a fixture tree into a test's directory).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
 }

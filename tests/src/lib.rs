@@ -7,6 +7,7 @@
 //!
 //! - [`binaries`]: where `multus`, `cni-recorder`, `passthru`, the reference plugins and the system
 //!   tools are, and the loud failure when something is missing.
+//! - [`command`]: running a program with a clean environment, and what it did.
 //! - [`netns`]: the [`netns::Node`] guard (a named namespace playing the node, and the
 //!   pod namespaces made on it) and link inspection.
 //! - [`runtime`]: [`runtime::Runtime`], which builds the `CNI_*` environment and runs
@@ -22,6 +23,11 @@
 //! - [`thick`]: a thick-mode node ([`thick::Thick`]): the real `multus-daemon` in the
 //!   node namespace, the shim as the runtime, the API stand-in; shared by the tests of
 //!   multus-daemon and multus-ctl.
+//! - [`kube`]: a node with the API stand-in on its loopback and the real `multus` run
+//!   in it against the API ([`kube::KubeNode`]), for multus-cni's Kubernetes tests.
+//! - [`ctl`]: the built `multus-ctl`, a work directory from its fixtures, tables made
+//!   comparable; [`fake_daemon`]: multus-daemon's socket answering fixed documents.
+//! - [`manifests`]: the manifests of `deployments/` as typed Kubernetes objects.
 //! - [`upstream`]: upstream Go Multus attaching a pod (the plugins run directly) and
 //!   leaving its caches behind, for the tests of the switch to multus-rs.
 //! - [`Harness`]: one node, its directories and a runtime, the usual start of a test,
@@ -34,9 +40,14 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 pub mod binaries;
+pub mod command;
 pub mod cri;
+pub mod ctl;
+pub mod fake_daemon;
 pub mod fixtures;
 mod harness;
+pub mod kube;
+pub mod manifests;
 pub mod netns;
 pub mod podman;
 pub mod recording;

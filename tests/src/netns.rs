@@ -7,14 +7,14 @@
 //! which deletes all of them and itself when dropped, whether the test passed or not.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::Value;
 
-use crate::binaries::{Binaries, SYSTEM_PATH};
+use crate::binaries;
+pub use crate::command::{Output, run};
 
 /// Prefix of node namespace names.
 const NODE_PREFIX: &str = "mrs-node";
@@ -61,7 +61,7 @@ impl Netns {
     pub fn ip(&self, args: &[&str]) -> String {
         let mut full = vec!["-n", self.name.as_str()];
         full.extend_from_slice(args);
-        run(&Binaries::get().ip, &full).expect_success(&format!("ip {}", full.join(" ")))
+        run(binaries::ip(), &full).expect_success(&format!("ip {}", full.join(" ")))
     }
 
     /// Run `program args...` inside this namespace and capture what it did.
@@ -69,7 +69,7 @@ impl Netns {
         let program = program.to_str().expect("program paths are UTF-8");
         let mut full = vec!["netns", "exec", self.name.as_str(), program];
         full.extend_from_slice(args);
-        run(&Binaries::get().ip, &full)
+        run(binaries::ip(), &full)
     }
 
     /// The links of this namespace with their addresses (`ip -j addr`).
@@ -115,6 +115,22 @@ impl Netns {
             .into_iter()
             .filter(Route::is_default)
             .collect()
+    }
+
+    /// Its links other than `lo`, sorted by name.
+    pub fn interfaces(&self) -> Vec<Link> {
+        let mut links: Vec<Link> = self
+            .links()
+            .into_iter()
+            .filter(|l| l.name != "lo")
+            .collect();
+        links.sort_by(|a, b| a.name.cmp(&b.name));
+        links
+    }
+
+    /// The names of its links other than `lo`, sorted.
+    pub fn interface_names(&self) -> Vec<String> {
+        self.interfaces().into_iter().map(|l| l.name).collect()
     }
 
     /// The names of its links, sorted.
@@ -278,55 +294,14 @@ impl Route {
     }
 }
 
-/// What a finished command did.
-#[derive(Debug, Clone)]
-pub struct Output {
-    /// Exit code (-1 when killed by a signal).
-    pub code: i32,
-    /// Standard output.
-    pub stdout: String,
-    /// Standard error.
-    pub stderr: String,
-}
-
-impl Output {
-    /// stdout, or a panic naming `what` with the command's stderr.
-    pub fn expect_success(self, what: &str) -> String {
-        assert!(
-            self.code == 0,
-            "{what} failed with exit code {}:\nstdout: {}\nstderr: {}",
-            self.code,
-            self.stdout,
-            self.stderr
-        );
-        self.stdout
-    }
-}
-
-/// Run a program with a clean environment (only `PATH`) and capture its output.
-pub fn run(program: &Path, args: &[&str]) -> Output {
-    let out = Command::new(program)
-        .args(args)
-        .env_clear()
-        .env("PATH", SYSTEM_PATH)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 fn add_netns(prefix: &str) -> Netns {
     let name = unique_name(prefix);
-    run(&Binaries::get().ip, &["netns", "add", &name])
-        .expect_success(&format!("ip netns add {name}"));
+    run(binaries::ip(), &["netns", "add", &name]).expect_success(&format!("ip netns add {name}"));
     Netns { name }
 }
 
 fn delete_netns(name: &str) -> Output {
-    run(&Binaries::get().ip, &["netns", "del", name])
+    run(binaries::ip(), &["netns", "del", name])
 }
 
 /// Delete namespaces left by test processes that died without running their guards
@@ -334,7 +309,7 @@ fn delete_netns(name: &str) -> Output {
 fn reap_stale_namespaces() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let list = run(&Binaries::get().ip, &["netns", "list"]).expect_success("ip netns list");
+        let list = run(binaries::ip(), &["netns", "list"]).expect_success("ip netns list");
         for name in list
             .lines()
             .filter_map(|line| line.split_whitespace().next())

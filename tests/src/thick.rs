@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::Harness;
 use crate::binaries::{Binaries, SYSTEM_PATH};
+use crate::command::output_with_stdin;
 use crate::runtime::{Runtime, Sandbox};
 use base64::Engine as _;
 use k8s_standin::{Options, PODS, StandIn};
@@ -21,21 +22,7 @@ use serde_json::{Value, json};
 /// The node name the daemon's pod cache is filtered on.
 pub const NODE_NAME: &str = "node-1";
 
-/// `target/<profile>/<name>`, built by `cargo build --workspace --bins`.
-pub fn built(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let mut dir = exe.parent().unwrap().to_owned();
-    if dir.file_name().is_some_and(|n| n == "deps") {
-        dir = dir.parent().unwrap().to_owned();
-    }
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --workspace --bins` first",
-        path.display()
-    );
-    path
-}
+pub use crate::binaries::built;
 
 /// The daemon binary (cargo builds it for multus-daemon's own tests; the others need
 /// `cargo build --workspace --bins`).
@@ -510,17 +497,13 @@ pub fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
 /// Run `multus-shim` directly (not inside the node: the socket is a path), with `env`
 /// and `stdin`; exit code and stdout.
 pub fn run_shim(env: &[(String, String)], stdin: &[u8]) -> (i32, String, String) {
-    let mut child = Command::new(built("multus-shim"))
-        .env_clear()
-        .env("PATH", SYSTEM_PATH)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_with_stdin(
+        Command::new(built("multus-shim"))
+            .env_clear()
+            .env("PATH", SYSTEM_PATH)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        stdin,
+    );
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

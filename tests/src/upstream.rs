@@ -7,14 +7,14 @@
 //!   (v4.3.0 with `CNINetworkConfigList`, later versions without);
 //! - `<cniDir>/results/<netName>-<containerID>-<ifName>`: libcni's result cache.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use crate::binaries::{Binaries, SYSTEM_PATH};
+use crate::command::output_with_stdin;
 use crate::harness::Harness;
 use crate::runtime::Sandbox;
 
@@ -101,29 +101,20 @@ fn plugin_add(h: &Harness, pod: &Sandbox, ifname: &str, args: &str, stdin: &Valu
     let binaries = Binaries::get();
     let plugin_type = stdin["type"].as_str().expect("plugin type");
     let plugin = binaries.plugin_dir.join(plugin_type);
-    let mut child = Command::new(&binaries.ip)
-        .args(["netns", "exec", h.node.name()])
-        .arg(&plugin)
-        .env_clear()
-        .env("PATH", SYSTEM_PATH)
-        .env("CNI_COMMAND", "ADD")
-        .env("CNI_CONTAINERID", &pod.container_id)
-        .env("CNI_NETNS", pod.netns.path_string())
-        .env("CNI_IFNAME", ifname)
-        .env("CNI_ARGS", args)
-        .env("CNI_PATH", &binaries.plugin_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the plugin");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.to_string().as_bytes())
-        .expect("write the plugin's stdin");
-    let out = child.wait_with_output().expect("run the plugin");
+    let out = output_with_stdin(
+        Command::new(&binaries.ip)
+            .args(["netns", "exec", h.node.name()])
+            .arg(&plugin)
+            .env_clear()
+            .env("PATH", SYSTEM_PATH)
+            .env("CNI_COMMAND", "ADD")
+            .env("CNI_CONTAINERID", &pod.container_id)
+            .env("CNI_NETNS", pod.netns.path_string())
+            .env("CNI_IFNAME", ifname)
+            .env("CNI_ARGS", args)
+            .env("CNI_PATH", &binaries.plugin_dir),
+        stdin.to_string().as_bytes(),
+    );
     assert!(
         out.status.success(),
         "{plugin_type} ADD failed: {}{}",

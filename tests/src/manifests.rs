@@ -1,6 +1,6 @@
-//! What the deployment tests share: the manifests of `deployments/` parsed into typed
-//! Kubernetes objects, and where the built binaries are.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The manifests of `deployments/` parsed into typed Kubernetes objects, for the
+//! deployment tests (multus-node's): every document must be a known kind, and a key its
+//! type does not know is a failure.
 
 use std::path::{Path, PathBuf};
 
@@ -43,6 +43,7 @@ pub fn deployment(name: &str) -> PathBuf {
 
 /// One YAML document: its JSON form and the typed object it is.
 #[derive(Debug, Clone)]
+#[allow(missing_docs)] // one variant per kind, named after it
 pub enum Object {
     Crd(Box<CustomResourceDefinition>),
     ServiceAccount(Box<ServiceAccount>),
@@ -93,7 +94,9 @@ fn first_difference(a: &Value, b: &Value, at: String) -> Option<String> {
 /// A manifest: its documents in order.
 #[derive(Debug, Clone)]
 pub struct Manifest {
+    /// The file name in `deployments/`.
     pub name: String,
+    /// Each document as JSON and as its typed object.
     pub documents: Vec<(Value, Object)>,
 }
 
@@ -141,48 +144,56 @@ impl Manifest {
         found[0]
     }
 
+    /// The one CustomResourceDefinition of the manifest.
     pub fn crd(&self) -> &CustomResourceDefinition {
         self.one(|o| match o {
             Object::Crd(x) => Some(x.as_ref()),
             _ => None,
         })
     }
+    /// The one ValidatingAdmissionPolicy of the manifest.
     pub fn policy(&self) -> &ValidatingAdmissionPolicy {
         self.one(|o| match o {
             Object::Policy(x) => Some(x.as_ref()),
             _ => None,
         })
     }
+    /// The one ValidatingAdmissionPolicyBinding of the manifest.
     pub fn policy_binding(&self) -> &ValidatingAdmissionPolicyBinding {
         self.one(|o| match o {
             Object::PolicyBinding(x) => Some(x.as_ref()),
             _ => None,
         })
     }
+    /// The one ServiceAccount of the manifest.
     pub fn service_account(&self) -> &ServiceAccount {
         self.one(|o| match o {
             Object::ServiceAccount(x) => Some(x.as_ref()),
             _ => None,
         })
     }
+    /// The one ClusterRole of the manifest.
     pub fn cluster_role(&self) -> &ClusterRole {
         self.one(|o| match o {
             Object::ClusterRole(x) => Some(x.as_ref()),
             _ => None,
         })
     }
+    /// The one ClusterRoleBinding of the manifest.
     pub fn binding(&self) -> &ClusterRoleBinding {
         self.one(|o| match o {
             Object::ClusterRoleBinding(x) => Some(x.as_ref()),
             _ => None,
         })
     }
+    /// The one ConfigMap of the manifest.
     pub fn config_map(&self) -> &ConfigMap {
         self.one(|o| match o {
             Object::ConfigMap(x) => Some(x.as_ref()),
             _ => None,
         })
     }
+    /// The one DaemonSet of the manifest.
     pub fn daemon_set(&self) -> &DaemonSet {
         self.one(|o| match o {
             Object::DaemonSet(x) => Some(x.as_ref()),
@@ -256,7 +267,10 @@ impl Manifest {
 /// What a volume mounts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
+    /// A hostPath volume: the host directory.
     Host(PathBuf),
+    /// A ConfigMap volume: its name.
     ConfigMap(String),
+    /// Anything else.
     Other,
 }

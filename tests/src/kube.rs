@@ -1,144 +1,40 @@
-//! Harness of the Kubernetes end-to-end tests: a node network namespace with the API
-//! stand-in listening on its loopback, pod namespaces, the real `multus` binary run
-//! inside the node namespace as a runtime runs it, and cleanup in `Drop`.
+//! A Kubernetes node for the tests of the thin plugin against the API
+//! ([`KubeNode`]): a node network namespace with the API stand-in listening on its
+//! loopback and two NADs in it, pod namespaces, and the real `multus` run inside the
+//! node namespace as a runtime runs it.
 //!
-//! Nothing here touches the machine's own namespace: bridges, veths and the veth
-//! master of macvlan networks live in the node namespace, which is deleted (with every
-//! pod namespace) when the `Node` is dropped.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Nothing here touches the machine's own namespace: bridges, veths and the veth master
+//! of macvlan networks live in the node namespace, which is deleted (with every pod
+//! namespace) when the node is dropped.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_standin::{Options, PODS, StandIn};
 use serde_json::{Value, json};
 
-/// Where Debian installs the reference plugins.
-pub const PLUGIN_DIR: &str = "/usr/lib/cni";
-use multus_host::DEFAULT_PATH as PATH;
+use crate::binaries::{self, SYSTEM_PATH};
+use crate::command::output_with_stdin;
+use crate::netns::{Netns, Node, unique_name};
+
 /// The pod annotation naming additional networks.
 pub const NETWORKS: &str = "k8s.v1.cni.cncf.io/networks";
 /// The annotation multus writes.
 pub const NETWORK_STATUS: &str = "k8s.v1.cni.cncf.io/network-status";
-
-fn unique(prefix: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Run a command; panic with its output when it fails.
-pub fn run(program: &str, args: &[&str]) -> String {
-    let output = Command::new(program)
-        .args(args)
-        .env_clear()
-        .env("PATH", PATH)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(
-        output.status.success(),
-        "{program} {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn check_machine() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "the Kubernetes end-to-end tests create network namespaces: run them as root"
-    );
-    for plugin in ["bridge", "host-local", "macvlan"] {
-        assert!(
-            Path::new(PLUGIN_DIR).join(plugin).exists(),
-            "{PLUGIN_DIR}/{plugin} is missing: apt-get install containernetworking-plugins"
-        );
-    }
-}
-
-/// A named network namespace, deleted on drop.
-#[derive(Debug)]
-pub struct Netns {
-    pub name: String,
-}
-
-impl Netns {
-    fn new(prefix: &str) -> Self {
-        let name = unique(prefix);
-        run("ip", &["netns", "add", &name]);
-        run("ip", &["-n", &name, "link", "set", "lo", "up"]);
-        Self { name }
-    }
-
-    /// `/run/netns/<name>`.
-    pub fn path(&self) -> String {
-        format!("/run/netns/{}", self.name)
-    }
-
-    /// `ip -n <name> <args>`.
-    pub fn ip(&self, args: &[&str]) -> String {
-        let mut full = vec!["-n", self.name.as_str()];
-        full.extend_from_slice(args);
-        run("ip", &full)
-    }
-
-    /// Links other than `lo`, as `(name, mac, [addresses])`, sorted by name.
-    pub fn links(&self) -> Vec<(String, String, Vec<String>)> {
-        let json: Value = serde_json::from_str(&self.ip(&["-j", "addr", "show"])).unwrap();
-        let mut links: Vec<_> = json
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|l| l["ifname"] != "lo")
-            .map(|l| {
-                let addresses = l["addr_info"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter(|i| i["scope"] == "global")
-                            .map(|i| i["local"].as_str().unwrap_or_default().to_owned())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                (
-                    l["ifname"].as_str().unwrap_or_default().to_owned(),
-                    l["address"].as_str().unwrap_or_default().to_owned(),
-                    addresses,
-                )
-            })
-            .collect();
-        links.sort();
-        links
-    }
-
-    /// The names of the links other than `lo`.
-    pub fn link_names(&self) -> Vec<String> {
-        self.links().into_iter().map(|(n, _, _)| n).collect()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .env_clear()
-            .env("PATH", PATH)
-            .output();
-    }
-}
+/// The reference plugins the node's networks use.
+const PLUGINS: &[&str] = &["bridge", "host-local", "macvlan"];
 
 /// What one `multus` call printed.
 #[derive(Debug)]
 pub struct Outcome {
+    /// Exit code (-1 when killed by a signal).
     pub code: i32,
+    /// stdout as JSON (a string when it is not JSON, null when empty).
     pub stdout: Value,
+    /// stderr.
     pub stderr: String,
+    /// How long the call took.
     pub elapsed: Duration,
 }
 
@@ -166,31 +62,42 @@ impl Outcome {
 /// A pod as the runtime names it.
 #[derive(Debug, Clone)]
 pub struct PodArgs {
+    /// `K8S_POD_NAMESPACE`.
     pub namespace: String,
+    /// `K8S_POD_NAME`.
     pub name: String,
+    /// `K8S_POD_UID` (empty for none).
     pub uid: String,
+    /// `CNI_CONTAINERID`.
     pub container_id: String,
 }
 
 /// The node: its namespace, the stand-in on its loopback, a scratch directory and the
 /// multus configuration.
-/// Fields drop in order: pods, the stand-in, the node namespace, the scratch directory.
-pub struct Node {
-    pub pods: Vec<Netns>,
+///
+/// Fields drop in order: the stand-in, the namespaces (pods and node), the scratch
+/// directory.
+#[derive(Debug)]
+pub struct KubeNode {
+    /// The Kubernetes API stand-in, listening in the node namespace.
     pub api: StandIn,
-    pub netns: Netns,
+    node: Node,
+    /// The pod namespaces, by the index [`KubeNode::pod`] returns.
+    pub pods: Vec<Netns>,
+    /// Scratch directory: kubeconfig, host-local's data, multus' state and confDir.
     pub dir: tempfile::TempDir,
     /// Extra keys of the multus configuration.
     pub conf_extra: Value,
 }
 
-impl Node {
-    /// A node with a veth `mkm0` as master of macvlan networks, the stand-in and NADs `blue` (bridge)
-    /// and `green` (macvlan) in `default`.
+impl KubeNode {
+    /// A node with a veth `mkm0` as master of macvlan networks, the stand-in and NADs
+    /// `blue` (bridge) and `green` (macvlan) in `default`.
     pub fn new() -> Self {
-        check_machine();
-        let netns = Netns::new("mk-node");
+        binaries::require_plugins(PLUGINS);
+        let node = Node::new();
         // The master of macvlan networks (no `dummy` module on every kernel: a veth).
+        let netns = node.netns();
         netns.ip(&[
             "link", "add", "mkm0", "type", "veth", "peer", "name", "mkm1",
         ]);
@@ -199,32 +106,32 @@ impl Node {
         let dir = tempfile::tempdir().unwrap();
         let api = StandIn::start_with(Options {
             kubeconfig: Some(dir.path().join("kubeconfig")),
-            netns: Some(PathBuf::from(netns.path())),
+            netns: Some(netns.path()),
             ..Options::default()
         })
         .unwrap();
-        let node = Self {
-            pods: Vec::new(),
+        let kube = Self {
             api,
-            netns,
+            node,
+            pods: Vec::new(),
             dir,
             conf_extra: json!({}),
         };
-        node.api
-            .create_nad(
-                "default",
-                "blue",
-                &node.bridge_config("blue", "mkb0", "10.90.0.0/24"),
-            )
-            .unwrap();
-        node.api
-            .create_nad(
-                "default",
-                "green",
-                &node.macvlan_config("green", "10.91.0.0/24"),
-            )
-            .unwrap();
-        node
+        let blue = kube.bridge_config("blue", "mkb0", "10.90.0.0/24");
+        kube.api.create_nad("default", "blue", &blue).unwrap();
+        let green = kube.macvlan_config("green", "10.91.0.0/24");
+        kube.api.create_nad("default", "green", &green).unwrap();
+        kube
+    }
+
+    /// The node namespace.
+    pub fn netns(&self) -> &Netns {
+        self.node.netns()
+    }
+
+    /// The reference plugins' directory, the `binDir` and `CNI_PATH` of every call.
+    pub fn plugin_dir() -> PathBuf {
+        binaries::plugin_dir()
     }
 
     /// host-local's data directory.
@@ -262,7 +169,7 @@ impl Node {
             "kubeconfig": self.api.kubeconfig(),
             "cniDir": self.dir.path().join("multus"),
             "confDir": self.dir.path().join("net.d"),
-            "binDir": PLUGIN_DIR,
+            "binDir": Self::plugin_dir(),
             "apiTimeoutSeconds": 5,
             "delegates": [cluster]
         });
@@ -272,14 +179,15 @@ impl Node {
         conf
     }
 
-    /// A pod namespace and its runtime identity; `uid` empty for none.
+    /// A pod namespace (`lo` up) and its runtime identity; `uid` empty for none.
     pub fn pod(&mut self, namespace: &str, name: &str, uid: &str) -> (PodArgs, usize) {
-        let netns = Netns::new("mk-pod");
+        let netns = self.node.add_pod_netns();
+        netns.ip(&["link", "set", "lo", "up"]);
         let args = PodArgs {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
             uid: uid.to_owned(),
-            container_id: unique("ctr"),
+            container_id: unique_name("ctr"),
         };
         self.pods.push(netns);
         (args, self.pods.len() - 1)
@@ -304,14 +212,9 @@ impl Node {
 
     /// Same, with an explicit configuration.
     pub fn multus_with(&self, command: &str, pod: &PodArgs, index: usize, conf: &Value) -> Outcome {
-        self.multus_via(
-            command,
-            pod,
-            index,
-            conf,
-            &[env!("CARGO_BIN_EXE_multus")],
-            &[],
-        )
+        let multus = binaries::built("multus");
+        let multus = multus.to_str().expect("paths are UTF-8");
+        self.multus_via(command, pod, index, conf, &[multus], &[])
     }
 
     /// Same, running `program` (which runs multus) inside the node namespace with extra
@@ -330,30 +233,21 @@ impl Node {
             pod.namespace, pod.name, pod.container_id, pod.uid
         );
         let started = Instant::now();
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.netns.name])
-            .args(program)
-            .env_clear()
-            .envs(env.iter().copied())
-            .env("PATH", PATH)
-            .env("CNI_COMMAND", command)
-            .env("CNI_CONTAINERID", &pod.container_id)
-            .env("CNI_NETNS", self.pods[index].path())
-            .env("CNI_IFNAME", "eth0")
-            .env("CNI_ARGS", args)
-            .env("CNI_PATH", PLUGIN_DIR)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(conf.to_string().as_bytes())
-            .unwrap();
-        let output = child.wait_with_output().unwrap();
+        let output = output_with_stdin(
+            Command::new(binaries::ip())
+                .args(["netns", "exec", self.netns().name()])
+                .args(program)
+                .env_clear()
+                .envs(env.iter().copied())
+                .env("PATH", SYSTEM_PATH)
+                .env("CNI_COMMAND", command)
+                .env("CNI_CONTAINERID", &pod.container_id)
+                .env("CNI_NETNS", self.pods[index].path())
+                .env("CNI_IFNAME", "eth0")
+                .env("CNI_ARGS", args)
+                .env("CNI_PATH", Self::plugin_dir()),
+            conf.to_string().as_bytes(),
+        );
         let stdout = if output.stdout.is_empty() {
             Value::Null
         } else {
@@ -421,5 +315,11 @@ impl Node {
                 .to_owned()
             })
             .collect()
+    }
+}
+
+impl Default for KubeNode {
+    fn default() -> Self {
+        Self::new()
     }
 }
