@@ -57,6 +57,17 @@ pub struct RecordedInterface {
     pub addresses: Vec<String>,
 }
 
+/// The plugin types of an attachment's delegate, in chain order.
+pub fn plugin_type_names(attachment: &Attachment) -> Vec<String> {
+    attachment
+        .delegate
+        .config
+        .plugin_types()
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The result of an attachment, parsed (`None` when there is none or it does not parse).
 pub fn parsed_result(attachment: &Attachment, fallback: CniVersion) -> Option<CniResult> {
     let result = attachment.result.as_ref()?;

@@ -20,7 +20,9 @@ use crate::cmd::exec::cni_env;
 use crate::cni_call::{self, Call, DecodedError};
 use crate::error::{CtlError, CtlResult, Outcome};
 use crate::output::{Level, Printer, or_dash, progress_bar, sections};
-use crate::recorded::{PodIdentity, RecordedInterface, phase_text, recorded_interfaces};
+use crate::recorded::{
+    PodIdentity, RecordedInterface, phase_text, plugin_type_names, recorded_interfaces,
+};
 use crate::sources::{Record, Records, cni_dir, load_conf, netns_exists};
 
 /// A sandbox known from multus-rs' own record.
@@ -336,13 +338,7 @@ pub fn show(printer: &Printer, container_id: &str, source: &StateSource) -> CtlR
             network: a.delegate.network.clone(),
             ifname: a.delegate.ifname.clone(),
             cluster_network: a.delegate.cluster_network,
-            plugin_types: a
-                .delegate
-                .config
-                .plugin_types()
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
+            plugin_types: plugin_type_names(a),
             cni_version: a.delegate.config.cni_version_text().map(str::to_owned),
             interfaces: recorded_interfaces(a, state.cni_version),
             default_route: a

@@ -17,7 +17,7 @@ use super::report::{AttachmentView, Finding, PlanView, Requested, RequestedNetwo
 use crate::cluster::{Cluster, PodObject};
 use crate::error::{CtlError, one_line};
 use crate::output::Level;
-use crate::recorded::{phase_text, recorded_interfaces};
+use crate::recorded::{phase_text, plugin_type_names, recorded_interfaces};
 use crate::sources::{Records, netns_exists};
 
 /// The networks asked for: the API's annotation, else the one the runtime passed at ADD.
@@ -259,13 +259,7 @@ pub(super) fn attachments(
             network: attachment.delegate.network.clone(),
             ifname: attachment.delegate.ifname.clone(),
             cluster_network: attachment.delegate.cluster_network,
-            plugin_types: attachment
-                .delegate
-                .config
-                .plugin_types()
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
+            plugin_types: plugin_type_names(attachment),
             resource_name: attachment.delegate.resource_name.clone(),
             device: attachment.delegate.device.clone(),
             recorded,
