@@ -415,7 +415,8 @@ fn report(rows: &[Row], multus: &Path) -> String {
         .unwrap_or_default();
     let _ = writeln!(
         out,
-        "\nstripped multus binary: {} bytes ({:.2} MiB)",
+        "\nmultus binary (stripped): {}, {} bytes ({:.2} MiB)",
+        multus.display(),
         size,
         size as f64 / 1048576.0
     );
