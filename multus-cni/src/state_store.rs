@@ -164,8 +164,9 @@ impl FileStateStore {
         container_id.len() <= MAX_CONTAINER_ID_BYTES
     }
 
-    /// Take the lock, retrying when the lock file was removed and recreated meanwhile.
-    fn take_lock(&self, container_id: &str) -> Result<FileLock, StateError> {
+    /// [`StateStore::lock`], blocking until the lock is free; retries when the lock file
+    /// was removed and recreated meanwhile.
+    pub fn lock_blocking(&self, container_id: &str) -> Result<FileLock, StateError> {
         let id = self.checked_id(container_id)?;
         if !Self::storable(id) {
             return Ok(FileLock::none());
@@ -290,11 +291,6 @@ impl FileStateStore {
 /// with `fsync`) on the calling thread. The [`StateStore`] implementation calls them in
 /// place; a caller on a shared async runtime runs them on its blocking pool instead.
 impl FileStateStore {
-    /// [`StateStore::lock`], blocking until the lock is free.
-    pub fn lock_blocking(&self, container_id: &str) -> Result<FileLock, StateError> {
-        self.take_lock(container_id)
-    }
-
     /// [`StateStore::load`], blocking.
     pub fn load_blocking(&self, container_id: &str) -> Result<Option<SandboxState>, StateError> {
         let id = self.checked_id(container_id)?;

@@ -108,15 +108,19 @@ pub(super) fn spawn(launch: &Launch<'_>) -> io::Result<Pid> {
     let restored = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&previous), None);
     let pid = cloned?;
     match failure.load(Ordering::Acquire) {
-        0 => {
-            restored?;
-            Ok(pid)
-        }
+        0 => {}
         errno => {
             let _ = nix::sys::wait::waitpid(pid, None);
-            Err(io::Error::from_raw_os_error(errno))
+            return Err(io::Error::from_raw_os_error(errno));
         }
     }
+    if let Err(e) = restored {
+        // No caller will supervise a child it gets no handle of.
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(pid, None);
+        return Err(e.into());
+    }
+    Ok(pid)
 }
 
 /// The child, between clone and `execve`: reset signal handling, place the pipes,
